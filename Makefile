@@ -1,0 +1,26 @@
+# The two commands: `make demo` (train + open-vocabulary test on the embedded dataset) and
+# `make test`. Both set up .venv first (`make env`, idempotent; the first run builds mmcv).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+ENV_STAMP := $(VENV)/.ovdense-env-ok
+PYTEST_ARGS ?=
+
+.PHONY: env test demo bench clean-env
+
+env: $(ENV_STAMP)
+
+$(ENV_STAMP): setup.py tools/setup_env.sh
+	bash tools/setup_env.sh
+	touch $@
+
+test: env
+	$(PY) -m pytest tests $(PYTEST_ARGS)
+
+demo: env
+	$(PY) tools/run_demo.py
+
+bench: env
+	$(PY) tools/benchmark.py
+
+clean-env:
+	rm -rf $(VENV)

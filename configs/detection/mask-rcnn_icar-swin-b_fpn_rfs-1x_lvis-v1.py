@@ -1,0 +1,43 @@
+# Mask R-CNN, iCAR Swin-B, text cosine classifier over LVIS v1's 1203 classes (names,
+# synonyms and LVIS definitions), fine-tuned on LVIS v1 train with repeat-factor sampling
+# (ClassBalancedDataset, oversample_thr=1e-3) and the federated sigmoid loss.
+_base_ = ['mmdet::lvis/mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py']
+
+# ---- set these ----
+icar_checkpoint = 'checkpoints/icar_swin-b.pth'
+roberta_dir = 'checkpoints/roberta-base'
+data_root = 'data/lvis_v1/'
+# -------------------
+
+text_classifier = dict(
+    vocabulary='lvis_v1',
+    text_tower=dict(model='icar-roberta-base', checkpoint=icar_checkpoint, hf_dir=roberta_dir),
+    prompts=dict(templates='vild', use_descriptions=True),
+    train_text_tower=True, background='zero', logit_bias=-4.6)
+
+model = dict(
+    backbone=dict(
+        _delete_=True, type='ICARSwin', arch='base', checkpoint=icar_checkpoint,
+        drop_path_rate=0.3, out_indices=(0, 1, 2, 3), convert_weights=False),
+    neck=dict(in_channels=[128, 256, 512, 1024]),
+    roi_head=dict(
+        bbox_head=dict(
+            type='TextShared2FCBBoxHead', num_classes=1203, reg_class_agnostic=True,
+            text_classifier=text_classifier,
+            loss_cls=dict(_delete_=True, type='FederatedSigmoidLoss',
+                          class_frequencies_file=data_root + 'annotations/lvis_v1_train.json')),
+        mask_head=dict(class_agnostic=True)))
+
+train_dataloader = dict(dataset=dict(dataset=dict(data_root=data_root)))
+val_dataloader = dict(dataset=dict(data_root=data_root))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + 'annotations/lvis_v1_val.json')
+test_evaluator = val_evaluator
+optim_wrapper = dict(_delete_=True, type='OptimWrapper',
+                     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
+                                    weight_decay=0.05),
+                     paramwise_cfg=dict(custom_keys={
+                         'absolute_pos_embed': dict(decay_mult=0.),
+                         'relative_position_bias_table': dict(decay_mult=0.),
+                         'norm': dict(decay_mult=0.)}))
+custom_imports = dict(imports=['ovdense'], allow_failed_imports=False)

@@ -1,0 +1,8 @@
+# Open-vocabulary LVIS (the headline protocol): train on LVIS v1 train with every annotation
+# of the 337 rare classes removed at load time (866 base classes), test on LVIS v1 val with
+# all 1203 classes; APr (lvis/segm_APr) is the novel-class score.
+_base_ = './mask-rcnn_icar-swin-b_fpn_rfs-1x_lvis-v1.py'
+
+train_dataloader = dict(dataset=dict(dataset=dict(type='OVLVISV1Dataset', novel_classes='r')))
+val_dataloader = dict(dataset=dict(type='OVLVISV1Dataset', remove_novel=False))
+test_dataloader = val_dataloader

@@ -1,0 +1,50 @@
+"""Test-time vocabulary swap for any model built with TextCosineClassifier heads."""
+from typing import Optional
+
+import torch.nn as nn
+
+from .text import TextCosineClassifier, Vocabulary, load_vocabulary
+
+
+def text_classifiers(model: nn.Module):
+    return [m for m in model.modules() if isinstance(m, TextCosineClassifier)]
+
+
+def set_model_vocabulary(model: nn.Module, vocabulary,
+                         embeddings_file: Optional[str] = None) -> Vocabulary:
+    """Point every text classifier of ``model`` at a new vocabulary and update the
+    ``num_classes`` of the heads that own them. No retraining, no rebuilding.
+
+    Raises a clear error when a part of the model is tied to the old class count
+    (class-specific box regression or masks).
+    """
+    model = getattr(model, 'module', model)  # DDP / model wrappers
+    vocab = load_vocabulary(vocabulary)
+    classifiers = text_classifiers(model)
+    if not classifiers:
+        raise ValueError(f'{type(model).__name__} has no TextCosineClassifier: a vocabulary '
+                         'can only be swapped on heads built with the text classifier')
+    old = classifiers[0].num_classes
+    _check_class_agnostic(model, old)
+    for classifier in classifiers:
+        classifier.set_vocabulary(vocab, embeddings_file)
+    for module in model.modules():
+        if hasattr(module, 'num_classes') and any(
+                isinstance(m, TextCosineClassifier) for m in module.modules()):
+            if getattr(module, 'out_channels', None) == module.num_classes:  # mmseg heads
+                module.out_channels = len(vocab)
+            module.num_classes = len(vocab)
+    return vocab
+
+
+def _check_class_agnostic(model: nn.Module, num_classes: int) -> None:
+    for name, module in model.named_modules():
+        if getattr(module, 'num_classes', None) != num_classes:
+            continue
+        if getattr(module, 'reg_class_agnostic', True) is False:
+            raise ValueError(f'{name} ({type(module).__name__}) regresses boxes per class '
+                             f'({num_classes} classes); set reg_class_agnostic=True to '
+                             'change the vocabulary at test time')
+        if getattr(module, 'class_agnostic', True) is False:
+            raise ValueError(f'{name} ({type(module).__name__}) predicts masks per class; '
+                             'set class_agnostic=True to change the vocabulary at test time')

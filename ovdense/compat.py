@@ -1,0 +1,107 @@
+"""Compatibility fixes for the pinned OpenMMLab stack on current torch. One fix per function.
+
+Applied once by ``import ovdense``; each is idempotent.
+"""
+import importlib
+import importlib.util
+import os
+import sys
+import types
+import warnings
+from typing import Optional
+
+import torch
+
+
+def allow_mmengine_checkpoint_globals() -> None:
+    """Let mmengine resume under ``torch.load(weights_only=True)`` (the default since torch 2.6).
+
+    mmengine's checkpoints hold its message hub (``HistoryBuffer`` objects wrapping numpy
+    arrays). Only exactly those globals are allow-listed; weights-only loading stays on.
+    """
+    add_safe_globals = getattr(torch.serialization, 'add_safe_globals', None)
+    if add_safe_globals is None:  # torch < 2.4 has no weights_only default to work around
+        return
+    add_safe_globals(_mmengine_checkpoint_globals())
+
+
+def _mmengine_checkpoint_globals() -> list:
+    import numpy as np
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    multiarray = getattr(np, '_core', None) or np.core
+    allowed = [HistoryBuffer, multiarray.multiarray._reconstruct,
+               multiarray.multiarray.scalar, np.ndarray, np.dtype]
+    # numpy >= 1.25 pickles dtypes through their concrete classes (np.dtypes.Float64DType ...).
+    dtypes = getattr(np, 'dtypes', None)
+    if dtypes is not None:
+        allowed += [getattr(dtypes, name) for name in
+                    ('Float64DType', 'Float32DType', 'Int64DType', 'Int32DType', 'BoolDType')
+                    if hasattr(dtypes, name)]
+    return allowed
+
+
+_DRN_MODULE = 'mmaction.models.localizers.drn'
+
+
+def _find_spec(name: str):
+    try:
+        return importlib.util.find_spec(name)
+    except (ImportError, ValueError):  # e.g. sys.modules[name] = None (import blocked)
+        return None
+
+
+def install_mmaction_drn_shim() -> bool:
+    """mmaction2 1.2.0 on the package index lacks ``mmaction/models/localizers/drn`` but its
+    ``localizers/__init__`` imports it, so ``import mmaction.models`` fails. Provide a stand-in
+    module (only when the real one is absent) whose ``DRN`` raises a clear error if used.
+
+    Returns True when the shim was installed.
+    """
+    spec = _find_spec('mmaction')
+    if spec is None or not spec.submodule_search_locations:
+        return False
+    package_dir = list(spec.submodule_search_locations)[0]
+    if os.path.isdir(os.path.join(package_dir, 'models', 'localizers', 'drn')):
+        return False
+    if _DRN_MODULE in sys.modules:
+        return True
+
+    class DRN:  # noqa: D401 - stand-in, see docstring above
+        def __init__(self, *args, **kwargs):
+            raise ImportError(
+                'DRN is not available: mmaction2 1.2.0 as published lacks '
+                f'{_DRN_MODULE}; ovdense provides an empty stand-in so the rest of '
+                'mmaction2 imports. Install mmaction2 from a source tree that has it to use DRN.')
+
+    package = types.ModuleType(_DRN_MODULE)
+    package.__path__ = []  # a package, so 'drn.drn' resolves under it
+    module = types.ModuleType(_DRN_MODULE + '.drn')
+    module.DRN = DRN
+    package.drn = module
+    package.DRN = DRN
+    sys.modules[_DRN_MODULE] = package
+    sys.modules[_DRN_MODULE + '.drn'] = module
+    return True
+
+
+_mmaction_state = {'tried': False, 'module': None}
+
+
+def import_mmaction() -> Optional[types.ModuleType]:
+    """Import mmaction (with the DRN shim) or return None when it is not installed/usable."""
+    if not _mmaction_state['tried']:
+        _mmaction_state['tried'] = True
+        if _find_spec('mmaction') is not None:
+            install_mmaction_drn_shim()
+            try:
+                importlib.import_module('mmaction.models')
+                _mmaction_state['module'] = importlib.import_module('mmaction')
+            except Exception as err:  # a broken optional dependency must not break ovdense
+                warnings.warn(f'mmaction2 is installed but failed to import ({err!r}); '
+                              'ovdense action components are unavailable.')
+    return _mmaction_state['module']
+
+
+def apply_all() -> None:
+    allow_mmengine_checkpoint_globals()

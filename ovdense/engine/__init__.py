@@ -1,0 +1,3 @@
+from .hooks import OpenVocabularyHook
+
+__all__ = ['OpenVocabularyHook']

@@ -1,0 +1,252 @@
+"""The text-generated cosine classifier: logits = s * cos(W f, t_c), with class weights t_c
+produced by a text tower from class prompts instead of learned per class.
+
+One module serves detection (RoI features, (N, C)), segmentation (pixel features,
+(B, C, H, W)) and action recognition (clip features, (N, C)).
+"""
+import hashlib
+import math
+from typing import Dict, Optional, Union
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from mmengine.logging import print_log
+from mmengine.model import BaseModule
+
+from ..registry import register
+from .distributed import encode_sharded
+from .embeddings import (EmbeddingCache, FrozenTextEmbedder, build_class_embeddings,
+                         describe_embeddings, load_classifier_file)
+from .prompts import PromptStyle
+from .towers import TextTower, load_tower_config
+from .vocabulary import Vocabulary, load_vocabulary
+
+BACKGROUND_MODES = ('learned', 'zero')
+
+
+@register('MODELS')
+class TextCosineClassifier(BaseModule):
+    """Scaled cosine classifier whose class weights come from a text tower.
+
+    Args:
+        in_features: feature channels C of the head (mmdet passes this for
+            ``cls_predictor_cfg``).
+        vocabulary: any vocabulary spec (dataset name, file, comma list, list).
+        text_tower: ``TextTower`` arguments (``model``, ``checkpoint``, ``hf_dir``,
+            ``context_length``). May be omitted when ``embeddings_file`` is given.
+        prompts: ``PromptStyle.build`` arguments (``templates``, ``use_descriptions``...).
+        out_features: outputs the host head expects (mmdet passes ``num_classes + 1``);
+            checked against the vocabulary, and decides the background column.
+        background: ``'learned'`` embedding, ``'zero'`` logit, or None (no column). Default:
+            a learned background when ``out_features == len(vocabulary) + 1``.
+        scale: s; iCAR uses 1 / 0.05 = 20. ``learn_scale`` makes it a parameter (clamped to
+            ``max_scale``).
+        logit_bias: initial value of a learnable bias shared by all classes (a prior for
+            sigmoid losses, e.g. -4.6), or None.
+        projection: bias-free Linear C -> D (iCAR's ``visual_proj``): ``'auto'`` (only when
+            C != D), True, or False (then C must equal D).
+        embeddings_file: a prebuilt ``.npy``/``.pt`` (``tools/build_text_classifier.py``);
+            used instead of running the text tower.
+        train_text_tower: train the tower jointly (one random prompt per class per step,
+            sharded over ranks); otherwise it is frozen and its embeddings are cached.
+        random_embeddings: control experiment: fixed random class embeddings (seeded by the
+            class name) instead of the text tower.
+        cache_dir: embedding cache directory (default ``$OVDENSE_CACHE_DIR`` or
+            ``~/.cache/ovdense/text_embeddings``).
+    """
+
+    def __init__(self, in_features: int, vocabulary, text_tower: Optional[Dict] = None,
+                 prompts: Optional[Dict] = None, out_features: Optional[int] = None,
+                 background: Optional[str] = None, scale: float = 20.0,
+                 learn_scale: bool = False, max_scale: float = 100.0,
+                 logit_bias: Optional[float] = None, projection: Union[str, bool] = 'auto',
+                 embeddings_file: Optional[str] = None, train_text_tower: bool = False,
+                 random_embeddings: bool = False, cache_dir: Optional[str] = None,
+                 encode_batch_size: int = 256, init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.in_features = in_features
+        self.vocabulary = load_vocabulary(vocabulary)
+        self.text_tower_cfg = dict(text_tower or {})
+        self.prompt_style = PromptStyle.build(**(prompts or {}))
+        self.embeddings_file = embeddings_file
+        self.random_embeddings = random_embeddings
+        self.cache_dir = cache_dir
+        self.encode_batch_size = encode_batch_size
+        self.embed_dim = self._resolve_embed_dim()
+        self.background = self._resolve_background(background, out_features)
+        self.projection = self._build_projection(projection)
+        self._build_scale(scale, learn_scale, max_scale)
+        self.logit_bias = None if logit_bias is None else nn.Parameter(
+            torch.tensor(float(logit_bias)))
+        if self.background == 'learned':
+            self.background_embedding = nn.Parameter(torch.randn(self.embed_dim) * 0.02)
+        self.train_text_tower = train_text_tower
+        if train_text_tower:
+            self._check_tower_configured('train_text_tower=True')
+            self.text_tower = TextTower(**self.text_tower_cfg)
+            self.text_tower.snapshot_initial_state()
+        # Outside the module tree: a frozen tower is not saved, moved or re-initialised.
+        self._frozen_embedder: Optional[FrozenTextEmbedder] = None
+        self._embeddings: Optional[torch.Tensor] = None
+        self._register_load_state_dict_pre_hook(self._on_load_state_dict)
+
+    # -- construction ----------------------------------------------------------------------
+    @property
+    def frozen_embedder(self) -> FrozenTextEmbedder:
+        if self._frozen_embedder is None:
+            self._frozen_embedder = FrozenTextEmbedder(self.text_tower_cfg,
+                                                       EmbeddingCache(self.cache_dir))
+        return self._frozen_embedder
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.vocabulary)
+
+    @property
+    def out_features(self) -> int:
+        return self.num_classes + (self.background is not None)
+
+    def _check_tower_configured(self, why: str) -> None:
+        if not self.text_tower_cfg.get('model'):
+            raise ValueError(f"TextCosineClassifier: {why} needs text_tower=dict(model=...)")
+
+    def _resolve_embed_dim(self) -> int:
+        if self.text_tower_cfg.get('model'):
+            return int(load_tower_config(self.text_tower_cfg['model'])['embed_dim'])
+        if self.embeddings_file:
+            return int(load_classifier_file(self.embeddings_file, self.num_classes)[0].shape[1])
+        raise ValueError('TextCosineClassifier needs text_tower=dict(model=...) or '
+                         'embeddings_file=<.npy/.pt> to know the class embeddings')
+
+    def _resolve_background(self, background: Optional[str], out_features: Optional[int]
+                            ) -> Optional[str]:
+        k = self.num_classes
+        if out_features is not None and out_features not in (k, k + 1):
+            raise ValueError(
+                f'vocabulary size mismatch: the head expects {out_features} outputs but '
+                f'vocabulary {self.vocabulary.source!r} has {k} classes (expected {k} outputs, '
+                f'or {k + 1} with a background column); set the head\'s num_classes to {k}')
+        if background is None and out_features == k + 1:
+            background = 'learned'
+        if background is not None and background not in BACKGROUND_MODES:
+            raise ValueError(f'background must be one of {BACKGROUND_MODES} or None, '
+                             f'got {background!r}')
+        if background is not None and out_features == k:
+            raise ValueError(f'background={background!r} adds a column but the head expects '
+                             f'{out_features} = num_classes outputs')
+        return background
+
+    def _build_projection(self, projection: Union[str, bool]) -> nn.Module:
+        c, d = self.in_features, self.embed_dim
+        if projection == 'auto':
+            projection = c != d
+        if projection:
+            return nn.Linear(c, d, bias=False)
+        if c != d:
+            raise ValueError(f'TextCosineClassifier: feature dim {c} != text embedding dim {d} '
+                             'and projection=False; enable projection or change the head')
+        return nn.Identity()
+
+    def _build_scale(self, scale: float, learn_scale: bool, max_scale: float) -> None:
+        self.max_scale = max_scale
+        if learn_scale:
+            self.log_scale = nn.Parameter(torch.tensor(math.log(scale)))
+        else:
+            self.register_buffer('log_scale', torch.tensor(math.log(scale)), persistent=False)
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp().clamp(max=self.max_scale)
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        # A host head's init_cfg may override everything under fc_cls; restore the tower.
+        if self.train_text_tower:
+            self.text_tower.reset_parameters()
+        self._embeddings = None
+
+    # -- vocabulary ------------------------------------------------------------------------
+    def set_vocabulary(self, vocabulary, embeddings_file: Optional[str] = None) -> None:
+        """Swap the classes (test-time open vocabulary) without rebuilding the head."""
+        self.vocabulary = load_vocabulary(vocabulary)
+        self.embeddings_file = embeddings_file
+        if embeddings_file:
+            load_classifier_file(embeddings_file, self.num_classes, self.embed_dim)
+        self._embeddings = None
+
+    # -- class embeddings ------------------------------------------------------------------
+    def class_embeddings(self, device=None) -> torch.Tensor:
+        """(K, D) unit-norm class embeddings for the current mode and vocabulary."""
+        device = device or self.log_scale.device
+        if self.training and self.train_text_tower:
+            return self._sampled_embeddings()
+        if self._embeddings is None or self._embeddings.device != torch.device(device):
+            self._embeddings = self._eval_embeddings(device).to(device)
+        return self._embeddings
+
+    def _sampled_embeddings(self) -> torch.Tensor:
+        prompts = [self.prompt_style.sample_prompt(entry) for entry in self.vocabulary]
+        return encode_sharded(lambda start, stop: self.text_tower(prompts[start:stop]),
+                              len(prompts))
+
+    @torch.no_grad()
+    def _eval_embeddings(self, device) -> torch.Tensor:
+        if self.embeddings_file:
+            return load_classifier_file(self.embeddings_file, self.num_classes,
+                                        self.embed_dim)[0]
+        if self.random_embeddings:
+            return random_class_embeddings(self.vocabulary, self.embed_dim)
+        if self.train_text_tower:  # weights change during training: no disk cache
+            return build_class_embeddings(self.text_tower, self.vocabulary, self.prompt_style,
+                                          self.encode_batch_size)
+        return self._cached_frozen_embeddings(device)
+
+    def _cached_frozen_embeddings(self, device) -> torch.Tensor:
+        embeddings, path = self.frozen_embedder.embeddings(
+            self.vocabulary, self.prompt_style, device, self.encode_batch_size)
+        print_log(f'text embeddings for {self.num_classes} classes: {path}', logger='current')
+        return embeddings
+
+    def describe_embeddings(self) -> Dict:
+        tower = self.text_tower if self.train_text_tower else (
+            self.frozen_embedder.tower if self.frozen_embedder.tower_built else None)
+        return describe_embeddings(self.vocabulary, self.prompt_style, tower)
+
+    def train(self, mode: bool = True):
+        if mode and self.train_text_tower:
+            self._embeddings = None
+        return super().train(mode)
+
+    def _on_load_state_dict(self, *args, **kwargs) -> None:
+        self._embeddings = None
+
+    # -- forward ---------------------------------------------------------------------------
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        """(N, C) -> (N, K[+1]) or (B, C, H, W) -> (B, K[+1], H, W)."""
+        dense = features.dim() == 4
+        x = features.permute(0, 2, 3, 1) if dense else features
+        x = F.normalize(self.projection(x), dim=-1)
+        weights = self.class_embeddings(x.device).to(x.dtype)
+        if self.background == 'learned':
+            weights = torch.cat([weights, F.normalize(self.background_embedding, dim=0)[None]])
+        logits = self.scale * (x @ weights.t())
+        if self.logit_bias is not None:
+            logits = logits + self.logit_bias
+        if self.background == 'zero':
+            logits = torch.cat([logits, logits.new_zeros(logits.shape[:-1] + (1,))], dim=-1)
+        return logits.permute(0, 3, 1, 2) if dense else logits
+
+    def extra_repr(self) -> str:
+        return (f'in_features={self.in_features}, classes={self.num_classes}, '
+                f'dim={self.embed_dim}, background={self.background}, '
+                f'train_text_tower={self.train_text_tower}')
+
+
+def random_class_embeddings(vocabulary: Vocabulary, dim: int) -> torch.Tensor:
+    """Fixed random unit vectors seeded by each class name (the no-text control)."""
+    rows = []
+    for name in vocabulary.names:
+        seed = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], 'little')
+        rows.append(torch.randn(dim, generator=torch.Generator().manual_seed(seed)))
+    return F.normalize(torch.stack(rows), dim=-1)

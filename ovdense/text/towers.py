@@ -1,0 +1,222 @@
+"""Text towers: one interface (a list of strings -> L2-normalised embeddings) over open_clip.
+
+Native CLIP text transformers and Hugging Face encoders (as open_clip configures them, e.g.
+iCAR's RoBERTa + mean pooling + bias-free projection) are built from an open_clip model name
+or a JSON config, with weights from a LOCAL checkpoint only: nothing is downloaded.
+"""
+import copy
+import hashlib
+import json
+import os.path as osp
+from typing import Dict, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..utils.io import OvdenseFileError, safe_torch_load, sha256_of_file
+
+TOWER_CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'resources',
+                            'text_towers')
+# Keys of a full open_clip CLIP state dict that belong to the text tower.
+_CLIP_TEXT_KEYS = ('token_embedding.', 'positional_embedding', 'transformer.', 'ln_final.',
+                   'text_projection', 'cls_emb', 'attn_mask')
+
+
+def load_tower_config(model: str) -> Dict:
+    """An open_clip model config by registered name, shipped ovdense name, or JSON path."""
+    import open_clip
+    shipped = osp.join(TOWER_CONFIG_DIR, model + '.json')
+    path = model if model.endswith('.json') else shipped if osp.isfile(shipped) else None
+    if path is not None:
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'text tower config not found: {path!r}')
+        with open(path, encoding='utf-8') as f:
+            config = json.load(f)
+        config = config.get('model_cfg', config)
+    else:
+        config = open_clip.get_model_config(model)
+        if config is None:
+            raise ValueError(f'unknown text tower {model!r}: not an open_clip model name '
+                             f'(e.g. ViT-B-32), not a shipped config in {TOWER_CONFIG_DIR}, '
+                             'and not a .json file')
+    if 'embed_dim' not in config or 'text_cfg' not in config:
+        raise ValueError(f'text tower config {model!r} needs "embed_dim" and "text_cfg"')
+    return copy.deepcopy(config)
+
+
+def resolve_config(model: str, hf_dir: Optional[str] = None,
+                   context_length: Optional[int] = None) -> Tuple[Dict, Dict]:
+    """The model config and its text config with local paths filled in."""
+    config = load_tower_config(model)
+    text_cfg = dict(config['text_cfg'])
+    if context_length is not None:
+        text_cfg['context_length'] = context_length
+    if text_cfg.get('hf_model_name'):
+        hf_dir = hf_dir or text_cfg['hf_model_name']
+        if not osp.isfile(osp.join(hf_dir, 'config.json')):
+            raise FileNotFoundError(
+                f'text tower {model!r} is a Hugging Face encoder: pass hf_dir=<local directory '
+                f'with config.json and tokenizer files>; {hf_dir!r} has no config.json '
+                '(nothing is downloaded)')
+        text_cfg.update(hf_model_name=hf_dir, hf_tokenizer_name=hf_dir,
+                        hf_model_pretrained=False)
+    return config, text_cfg
+
+
+def checkpoint_fingerprint(model: str, checkpoint: str, hf_dir: Optional[str] = None,
+                           context_length: Optional[int] = None) -> str:
+    """Identifies a frozen tower loaded from a file without building it: config + file hash."""
+    config, text_cfg = resolve_config(model, hf_dir, context_length)
+    digest = hashlib.sha256(config_digest(config['embed_dim'], text_cfg).encode())
+    digest.update(sha256_of_file(checkpoint).encode())
+    return 'file:' + digest.hexdigest()
+
+
+def config_digest(embed_dim: int, text_cfg: Dict) -> str:
+    return hashlib.sha256(json.dumps([embed_dim, text_cfg], sort_keys=True).encode()).hexdigest()
+
+
+class TextTower(nn.Module):
+    """A text encoder producing unit-norm embeddings of dimension ``embed_dim``.
+
+    Args:
+        model: open_clip model name (``'ViT-B-32'``), shipped config (``'icar-roberta-base'``)
+            or path to an open_clip JSON config.
+        checkpoint: local weights: an open_clip checkpoint, an iCAR checkpoint
+            (``sentence_model.*``), an ovdense-converted file, or a text-tower state dict.
+            ``None`` keeps the random initialisation (for tests and training from scratch).
+        hf_dir: local directory with the Hugging Face config and tokenizer files, required for
+            HF text towers (e.g. a copy of ``roberta-base`` for iCAR).
+        context_length: overrides the config's token length.
+    """
+
+    def __init__(self, model: str = 'ViT-B-32', checkpoint: Optional[str] = None,
+                 hf_dir: Optional[str] = None, context_length: Optional[int] = None):
+        super().__init__()
+        self.model_name = model
+        self.checkpoint = checkpoint
+        config, text_cfg = resolve_config(model, hf_dir, context_length)
+        self._prefix_map = config.get('ovdense', {}).get('checkpoint_prefixes', {})
+        self.is_hf = bool(text_cfg.get('hf_model_name'))
+        self._config_digest = config_digest(config['embed_dim'], text_cfg)
+        self.encoder = self._build_encoder(config, text_cfg)
+        self.tokenizer = self._build_tokenizer(model, text_cfg)
+        self.embed_dim = int(config['embed_dim'])
+        if checkpoint is not None:
+            self.load_checkpoint(checkpoint)
+        self._fingerprint: Optional[str] = None
+
+    @staticmethod
+    def _build_encoder(config: Dict, text_cfg: Dict) -> nn.Module:
+        from open_clip.model import _build_text_tower
+        return _build_text_tower(config['embed_dim'], text_cfg,
+                                 quick_gelu=config.get('quick_gelu', False))
+
+    def _build_tokenizer(self, model: str, text_cfg: Dict):
+        from open_clip.tokenizer import HFTokenizer, SimpleTokenizer
+        length = text_cfg.get('context_length', 77)
+        if self.is_hf:
+            return HFTokenizer(text_cfg['hf_tokenizer_name'], context_length=length)
+        # The CLIP BPE vocabulary ships inside open_clip: no download.
+        return SimpleTokenizer(context_length=length, **text_cfg.get('tokenizer_kwargs', {}))
+
+    # -- weights ---------------------------------------------------------------------------
+    def load_checkpoint(self, path: str, strict: bool = True) -> None:
+        state = extract_text_state(safe_torch_load(path, what='text tower checkpoint'),
+                                   self._prefix_map, source=path)
+        expected = self.encoder.state_dict()
+        for key, value in state.items():
+            if key in expected and expected[key].shape != value.shape:
+                raise OvdenseFileError(
+                    f'text tower checkpoint {path!r}: {key!r} has shape {tuple(value.shape)} '
+                    f'but {self.model_name!r} expects {tuple(expected[key].shape)}; '
+                    'is it a checkpoint of another architecture?')
+        missing, unexpected = self.encoder.load_state_dict(state, strict=False)
+        missing = [k for k in missing if not k.endswith('attn_mask')]
+        if strict and (missing or unexpected):
+            raise OvdenseFileError(
+                f'text tower checkpoint {path!r} does not fit {self.model_name!r}: '
+                f'missing keys {missing[:8]}{"..." if len(missing) > 8 else ""}, '
+                f'unexpected keys {unexpected[:8]}{"..." if len(unexpected) > 8 else ""}')
+        self._fingerprint = None
+
+    def snapshot_initial_state(self) -> None:
+        """Remember the random initial weights so :meth:`reset_parameters` can restore them
+        (a tower with a checkpoint reloads the file instead)."""
+        if self.checkpoint is None:
+            self._initial_state = {k: v.detach().clone()
+                                   for k, v in self.encoder.state_dict().items()}
+
+    def reset_parameters(self) -> None:
+        """Back to the tower's own initial weights (after a parent's generic init)."""
+        if self.checkpoint is not None:
+            self.load_checkpoint(self.checkpoint)
+        elif getattr(self, '_initial_state', None) is not None:
+            self.encoder.load_state_dict(self._initial_state)
+        self._fingerprint = None
+
+    def fingerprint(self) -> str:
+        """Identifies the current weights (a hash of the tensors and the config)."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256(self._config_digest.encode())
+            for key, tensor in sorted(self.encoder.state_dict().items()):
+                digest.update(key.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
+
+    # -- encoding --------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.encoder.parameters()).device
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        """Unit-norm embeddings (len(texts), embed_dim); differentiable."""
+        tokens = self.tokenizer(list(texts)).to(self.device)
+        return F.normalize(self.encoder(tokens).float(), dim=-1)
+
+    @torch.no_grad()
+    def encode(self, texts: Sequence[str], batch_size: int = 256, progress: bool = False
+               ) -> torch.Tensor:
+        """Embeddings of many texts in batches, without building a graph."""
+        batches = range(0, len(texts), batch_size)
+        if progress:
+            from tqdm import tqdm
+            batches = tqdm(batches, desc='encoding prompts', unit='batch')
+        was_training = self.training
+        self.eval()
+        try:
+            chunks = [self(texts[i:i + batch_size]) for i in batches]
+        finally:
+            self.train(was_training)
+        return torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim)
+
+    def describe(self) -> str:
+        return f'{self.model_name} (dim {self.embed_dim}, checkpoint {self.checkpoint})'
+
+
+def extract_text_state(checkpoint: Dict, prefix_map: Optional[Dict[str, str]] = None,
+                       source: str = '<checkpoint>') -> Dict[str, torch.Tensor]:
+    """The text-tower part of a checkpoint, with keys as the tower names them.
+
+    Accepts open_clip CLIP files (top-level text keys), CustomTextCLIP files (``text.*``),
+    iCAR files (``sentence_model.*``, via the config's prefix map), ovdense-converted files
+    (a ``text_tower`` entry) and plain tower state dicts.
+    """
+    state = checkpoint
+    for wrapper in ('text_tower', 'state_dict', 'model'):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise OvdenseFileError(f'{source!r} is not a state dict')
+    state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
+    for prefix_from, prefix_to in (prefix_map or {}).items():
+        if any(k.startswith(prefix_from) for k in state):
+            return {prefix_to + k[len(prefix_from):]: v for k, v in state.items()
+                    if k.startswith(prefix_from)}
+    if any(k.startswith('text.') for k in state):
+        return {k[len('text.'):]: v for k, v in state.items() if k.startswith('text.')}
+    if any(k.startswith('visual.') for k in state):  # full CLIP: keep the text tower keys
+        return {k: v for k, v in state.items() if k.startswith(_CLIP_TEXT_KEYS)}
+    return dict(state)

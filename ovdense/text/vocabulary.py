@@ -1,0 +1,218 @@
+"""Class vocabularies: names, synonyms and descriptions, from data files or user specs.
+
+A vocabulary spec is one of:
+- a built-in dataset name (``'coco'``, ``'lvis_v1'``, ``'ade20k_150'``, ...; see ``builtin_names()``),
+- a path to a ``.txt`` (one class per line, optional ``name: description``), ``.json`` or
+  ``.yaml``/``.yml`` file (a list of ``{name, description?, synonyms?}`` or a dict with
+  ``classes``),
+- a comma-separated string (``'red star,blue ring'``),
+- a list/tuple of names or of ``{name, description?, synonyms?}`` dicts,
+- an existing :class:`Vocabulary`.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+
+RESOURCE_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'resources',
+                        'vocabularies')
+_ALIASES = {'lvis': 'lvis_v1', 'ade20k': 'ade20k_150', 'ade': 'ade20k_150',
+            'pascal_context': 'pascal_context_59', 'coco_stuff': 'coco_stuff_171',
+            'kinetics': 'kinetics_400', 'k400': 'kinetics_400'}
+
+
+class VocabularyError(ValueError):
+    """A vocabulary spec or file is malformed; the message names the source and the problem."""
+
+
+@dataclass(frozen=True)
+class ClassEntry:
+    name: str
+    description: str = ''
+    synonyms: Tuple[str, ...] = ()
+    frequency: Optional[str] = None
+
+    @property
+    def readable_name(self) -> str:
+        """The name as a phrase: LVIS-style ``'bow_(weapon)'`` -> ``'bow (weapon)'``."""
+        return _readable(self.name)
+
+    @property
+    def phrases(self) -> Tuple[str, ...]:
+        """Distinct phrases naming the class: the name first, then synonyms."""
+        seen, out = set(), []
+        for phrase in (self.name,) + tuple(self.synonyms):
+            readable = _readable(phrase)
+            if readable and readable.lower() not in seen:
+                seen.add(readable.lower())
+                out.append(readable)
+        return tuple(out)
+
+
+def _readable(name: str) -> str:
+    return ' '.join(name.replace('_', ' ').split())
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    entries: Tuple[ClassEntry, ...]
+    source: str = '<inline>'
+    extra: Dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self):
+        _validate(self.entries, self.source)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self):
+        return iter(self.entries)
+
+    def __getitem__(self, index: int) -> ClassEntry:
+        return self.entries[index]
+
+    @property
+    def names(self) -> Tuple[str, ...]:
+        return tuple(entry.name for entry in self.entries)
+
+    def subset(self, names: Iterable[str]) -> 'Vocabulary':
+        by_name = {entry.name: entry for entry in self.entries}
+        missing = [name for name in names if name not in by_name]
+        if missing:
+            raise VocabularyError(f'{self.source}: classes not in this vocabulary: {missing[:10]}')
+        return Vocabulary(tuple(by_name[name] for name in names), source=self.source)
+
+    def fingerprint(self) -> str:
+        """Stable hash of everything that changes the class embeddings."""
+        payload = [[e.name, e.description, list(e.synonyms)] for e in self.entries]
+        return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode()).hexdigest()
+
+    def to_json_dict(self) -> Dict[str, Any]:
+        classes = []
+        for entry in self.entries:
+            record = {'name': entry.name, 'synonyms': list(entry.synonyms),
+                      'description': entry.description}
+            if entry.frequency is not None:
+                record['frequency'] = entry.frequency
+            classes.append(record)
+        return {'name': osp.basename(self.source), 'source': self.source, 'classes': classes}
+
+
+def _validate(entries: Sequence[ClassEntry], source: str) -> None:
+    if not entries:
+        raise VocabularyError(f'vocabulary {source!r} is empty: at least one class is needed')
+    seen: Dict[str, int] = {}
+    duplicates = []
+    for index, entry in enumerate(entries):
+        if not isinstance(entry.name, str) or not entry.name.strip():
+            raise VocabularyError(f'vocabulary {source!r}: class #{index} has an empty name')
+        if entry.name in seen:
+            duplicates.append(f'{entry.name!r} (#{seen[entry.name]} and #{index})')
+        seen.setdefault(entry.name, index)
+    if duplicates:
+        raise VocabularyError(f'vocabulary {source!r} has duplicate class names: '
+                              + ', '.join(duplicates[:10]))
+
+
+def builtin_names() -> List[str]:
+    if not osp.isdir(RESOURCE_DIR):
+        return []
+    return sorted(f[:-5] for f in os.listdir(RESOURCE_DIR) if f.endswith('.json'))
+
+
+def load_vocabulary(spec: Union[str, Sequence, 'Vocabulary']) -> Vocabulary:
+    """Build a :class:`Vocabulary` from any accepted spec (see module docstring)."""
+    if isinstance(spec, Vocabulary):
+        return spec
+    if isinstance(spec, (list, tuple)):
+        return Vocabulary(tuple(_entry_from_record(r, '<list>', i) for i, r in enumerate(spec)),
+                          source='<list>')
+    if not isinstance(spec, str):
+        raise VocabularyError(f'a vocabulary spec must be a name, path, comma list or list; '
+                              f'got {type(spec).__name__}')
+    builtin = _ALIASES.get(spec.lower(), spec.lower())
+    if builtin in builtin_names():
+        return _load_file(osp.join(RESOURCE_DIR, builtin + '.json'), source=builtin)
+    if osp.splitext(spec)[1].lower() in ('.txt', '.json', '.yaml', '.yml') or osp.sep in spec:
+        if not osp.isfile(spec):
+            raise FileNotFoundError(f'vocabulary file not found: {spec!r}')
+        return _load_file(spec)
+    if ',' in spec:
+        names = [part.strip() for part in spec.split(',')]
+        if names[-1] == '':  # 'name,' is a one-class vocabulary
+            names.pop()
+        return Vocabulary(tuple(ClassEntry(n) for n in names), source='<comma list>')
+    raise VocabularyError(
+        f'unknown vocabulary {spec!r}: not a built-in dataset ({", ".join(builtin_names())}), '
+        'not a .txt/.json/.yaml file, and not a comma-separated list '
+        f"(for a one-class vocabulary write '{spec},')")
+
+
+def _load_file(path: str, source: Optional[str] = None) -> Vocabulary:
+    source = source or path
+    ext = osp.splitext(path)[1].lower()
+    try:
+        with open(path, encoding='utf-8') as f:
+            text = f.read()
+    except UnicodeDecodeError as err:
+        raise VocabularyError(f'vocabulary file {path!r} is not valid UTF-8 '
+                              f'(byte {err.start}: {err.reason})') from err
+    if ext == '.txt':
+        records = _parse_txt(text)
+    else:
+        records = _parse_structured(text, path, yaml_format=ext in ('.yaml', '.yml'))
+    classes = records.get('classes') if isinstance(records, dict) else records
+    if not isinstance(classes, list):
+        raise VocabularyError(f'vocabulary file {path!r} must hold a list of classes or a '
+                              "mapping with a 'classes' list")
+    extra = {k: v for k, v in records.items() if k != 'classes'} if isinstance(
+        records, dict) else {}
+    entries = tuple(_entry_from_record(r, path, i) for i, r in enumerate(classes))
+    return Vocabulary(entries, source=source, extra=extra)
+
+
+def _parse_txt(text: str) -> List[Dict[str, str]]:
+    records = []
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith('#'):
+            continue
+        name, _, description = line.partition(':')
+        records.append({'name': name.strip(), 'description': description.strip()})
+    return records
+
+
+def _parse_structured(text: str, path: str, yaml_format: bool):
+    try:
+        if yaml_format:
+            import yaml
+            return yaml.safe_load(text)  # safe_load: no arbitrary Python objects from YAML
+        return json.loads(text)
+    except Exception as err:
+        kind = 'YAML' if yaml_format else 'JSON'
+        raise VocabularyError(f'vocabulary file {path!r} is not valid {kind}: {err}') from err
+
+
+def _entry_from_record(record: Any, source: str, index: int) -> ClassEntry:
+    if isinstance(record, str):
+        return ClassEntry(record.strip())
+    if not isinstance(record, dict) or 'name' not in record:
+        raise VocabularyError(f'vocabulary {source!r}: class #{index} must be a name or a '
+                              f"mapping with a 'name' key; got {record!r:.80}")
+    synonyms = record.get('synonyms') or ()
+    if isinstance(synonyms, str):
+        synonyms = (synonyms,)
+    description = record.get('description', record.get('def', '')) or ''
+    return ClassEntry(name=str(record['name']).strip(), description=str(description).strip(),
+                      synonyms=tuple(str(s) for s in synonyms),
+                      frequency=record.get('frequency'))
+
+
+def vocabulary_from_lvis_categories(categories: Sequence[Dict[str, Any]],
+                                    source: str = '<lvis categories>') -> Vocabulary:
+    """LVIS category records (``name``, ``synonyms``, ``def``, ``frequency``) in id order."""
+    ordered = sorted(categories, key=lambda c: c['id'])
+    return Vocabulary(tuple(_entry_from_record(c, source, i) for i, c in enumerate(ordered)),
+                      source=source)

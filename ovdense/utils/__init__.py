@@ -1,0 +1,3 @@
+from .io import OvdenseFileError, atomic_write, safe_torch_load, sha256_of_file
+
+__all__ = ['OvdenseFileError', 'atomic_write', 'safe_torch_load', 'sha256_of_file']

@@ -1,0 +1,74 @@
+"""File I/O shared by every ovdense loader: safe unpickling and crash-proof writes."""
+import contextlib
+import hashlib
+import os
+import pickle
+import tempfile
+import zipfile
+from typing import Iterator, Optional
+
+import torch
+
+
+class OvdenseFileError(ValueError):
+    """A file given to ovdense is missing, truncated, malformed or unsafe."""
+
+
+def safe_torch_load(path: str, map_location='cpu', what: str = 'checkpoint'):
+    """``torch.load`` with ``weights_only=True`` and errors that name the file.
+
+    Never falls back to full unpickling: a file that needs arbitrary globals is refused.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{what} file not found: {path!r}')
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise OvdenseFileError(
+            f'refusing to load {what} {path!r}: it needs objects outside the weights-only '
+            f'allow-list (torch.load(weights_only=True) said: {_first_line(err)}). '
+            'Only tensors, containers and plain values are accepted.') from err
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
+        raise OvdenseFileError(
+            f'cannot read {what} {path!r}: the file is truncated or not a torch checkpoint '
+            f'({type(err).__name__}: {_first_line(err)})') from err
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+@contextlib.contextmanager
+def atomic_write(path: str, mode: str = 'wb') -> Iterator:
+    """Write to a temporary file beside ``path`` and rename it into place on success.
+
+    Readers (and concurrent writers) only ever see a complete file; on error nothing is left.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path) + '.',
+                               suffix='.tmp')
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def sha256_of_file(path: str, chunk: int = 1 << 20, limit: Optional[int] = None) -> str:
+    digest = hashlib.sha256()
+    read = 0
+    with open(path, 'rb') as f:
+        while limit is None or read < limit:
+            block = f.read(chunk)
+            if not block:
+                break
+            digest.update(block)
+            read += len(block)
+    return digest.hexdigest()

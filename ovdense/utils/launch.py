@@ -1,0 +1,122 @@
+"""What tools/train.py and tools/test.py do to a config, for mmdet, mmseg and mmaction alike.
+
+The task family is read from the config's ``default_scope``; each function changes only the
+keys the standard OpenMMLab tools change.
+"""
+import os
+import os.path as osp
+from typing import Dict, Optional
+
+from mmengine.config import Config
+
+SCOPES = ('mmdet', 'mmseg', 'mmaction')
+
+
+def load_config(path: str, cfg_options: Optional[Dict] = None) -> Config:
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'config file not found: {path!r}')
+    cfg = Config.fromfile(path)
+    scope = cfg.get('default_scope')
+    if scope not in SCOPES:
+        raise ValueError(f'{path!r}: default_scope must be one of {SCOPES}, got {scope!r}')
+    if cfg_options:
+        check_cfg_options(cfg, cfg_options, path)
+        cfg.merge_from_dict(cfg_options)
+    cfg.setdefault('custom_imports', dict(imports=['ovdense'], allow_failed_imports=False))
+    return cfg
+
+
+def check_cfg_options(cfg: Config, options: Dict, path: str) -> None:
+    """``--cfg-options`` may only change keys that exist (a typo would be silently added)."""
+    for dotted in options:
+        node = cfg
+        parts = dotted.split('.')
+        for depth, part in enumerate(parts):
+            if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
+                node = node[int(part)]
+            elif isinstance(node, dict) and part in node:
+                node = node[part]
+            elif depth == len(parts) - 1 and isinstance(node, dict) and '_delete_' in node:
+                break
+            else:
+                where = '.'.join(parts[:depth]) or 'the top level'
+                raise KeyError(f'--cfg-options {dotted!r}: {path!r} has no key {part!r} under '
+                               f'{where}')
+
+
+def set_work_dir(cfg: Config, work_dir: Optional[str], config_path: str) -> None:
+    if work_dir is not None:
+        cfg.work_dir = work_dir
+    elif cfg.get('work_dir') is None:
+        cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def apply_train_args(cfg: Config, args) -> None:
+    cfg.launcher = args.launcher
+    if args.amp:
+        import torch
+        if not torch.cuda.is_available():
+            raise ValueError('--amp needs a CUDA device (mmengine AmpOptimWrapper); '
+                             'none is available here')
+        cfg.optim_wrapper.type = 'AmpOptimWrapper'
+        cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
+    if args.auto_scale_lr:
+        if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
+            raise KeyError('--auto-scale-lr: the config has no auto_scale_lr.base_batch_size')
+        cfg.auto_scale_lr.enable = True
+    if args.resume == 'auto':
+        cfg.resume, cfg.load_from = True, None
+    elif args.resume is not None:
+        if not osp.isfile(args.resume):
+            raise FileNotFoundError(f'--resume checkpoint not found: {args.resume!r}')
+        cfg.resume, cfg.load_from = True, args.resume
+
+
+def apply_test_args(cfg: Config, args) -> None:
+    if not osp.isfile(args.checkpoint):
+        raise FileNotFoundError(f'checkpoint not found: {args.checkpoint!r}')
+    cfg.launcher = args.launcher
+    cfg.load_from = args.checkpoint
+    scope = cfg.default_scope
+    if args.show or args.show_dir:
+        _enable_visualization(cfg, scope, args)
+    if args.tta:
+        if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
+            raise KeyError('--tta: the config defines no tta_model / tta_pipeline')
+        cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
+        cfg.tta_model.module = cfg.model
+        cfg.model = cfg.tta_model
+    if args.vocab:
+        cfg.setdefault('custom_hooks', [])
+        cfg.custom_hooks.append(dict(type='OpenVocabularyHook', vocabulary=args.vocab,
+                                     embeddings_file=args.vocab_embeddings,
+                                     evaluate=not (args.show or args.show_dir)))
+
+
+def _enable_visualization(cfg: Config, scope: str, args) -> None:
+    hook = cfg.default_hooks.get('visualization')
+    if hook is None:
+        raise KeyError('--show/--show-dir: the config has no default_hooks.visualization')
+    hook['draw'] = True
+    if args.show:
+        hook['show'] = True
+        hook['wait_time'] = args.wait_time
+    if args.show_dir:
+        if scope == 'mmdet':
+            hook['test_out_dir'] = args.show_dir
+        else:
+            cfg.visualizer['save_dir'] = args.show_dir
+        hook['interval'] = 1
+
+
+def add_result_dump(runner, scope: str, out: str) -> None:
+    """``--out``: pickle the predictions with the task's own dump metric."""
+    if not out.endswith(('.pkl', '.pickle')):
+        raise ValueError(f'--out must be a .pkl/.pickle file, got {out!r}')
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    if scope == 'mmdet':
+        from mmdet.evaluation import DumpDetResults
+        runner.test_evaluator.metrics.append(DumpDetResults(out_file_path=out))
+    else:
+        from mmengine.evaluator import DumpResults
+        runner.test_evaluator.metrics.append(DumpResults(out_file_path=out))

@@ -1,0 +1,164 @@
+import os
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ovdense.testing import tiny_text_tower_cfg
+from ovdense.text import TextCosineClassifier, load_classifier_file, save_classifier_file
+from ovdense.utils import OvdenseFileError
+
+VOCAB = 'red circle,blue star,green square'
+
+
+def make(tmp_path, **kwargs):
+    kwargs.setdefault('text_tower', tiny_text_tower_cfg(str(tmp_path)))
+    kwargs.setdefault('vocabulary', VOCAB)
+    kwargs.setdefault('in_features', 48)
+    return TextCosineClassifier(**kwargs)
+
+
+def test_logits_are_scaled_cosines(tmp_path):
+    head = make(tmp_path, out_features=4).eval()
+    features = torch.randn(5, 48)
+    logits = head(features)
+    assert logits.shape == (5, 4) and head.background == 'learned'
+    projected = F.normalize(head.projection(features), dim=-1)
+    weights = head.class_embeddings()
+    torch.testing.assert_close(logits[:, :3], 20.0 * projected @ weights.T)
+    assert float(logits.abs().max()) <= 20.0 + 1e-4
+
+
+def test_dense_input_and_argmax_follows_embedding(tmp_path):
+    head = make(tmp_path, in_features=32, projection=False).eval()
+    weights = head.class_embeddings()
+    pixels = torch.randn(2, 32, 4, 5)
+    pixels[:, :, 1, 2] = weights[2] * 3.0  # this pixel IS class 2's embedding
+    logits = head(pixels)
+    assert logits.shape == (2, 3, 4, 5)
+    assert (logits[:, :, 1, 2].argmax(1) == 2).all()
+
+
+def test_zero_background_and_bias(tmp_path):
+    head = make(tmp_path, out_features=4, background='zero', logit_bias=-2.0).eval()
+    logits = head(torch.randn(3, 48))
+    assert torch.equal(logits[:, 3], torch.zeros(3))
+    assert isinstance(head.logit_bias, torch.nn.Parameter)
+
+
+def test_vocabulary_size_mismatch(tmp_path):
+    with pytest.raises(ValueError, match=r"expects 81 outputs but vocabulary .* has 3 classes"):
+        make(tmp_path, out_features=81)
+
+
+def test_dimension_mismatch_without_projection(tmp_path):
+    with pytest.raises(ValueError, match='feature dim 48 != text embedding dim 32'):
+        make(tmp_path, projection=False)
+
+
+def test_set_vocabulary_changes_outputs_without_rebuilding(tmp_path):
+    head = make(tmp_path, out_features=4).eval()
+    projection = head.projection.weight.clone()
+    head.set_vocabulary('cat,dog,zebra,lion,tiger')
+    assert head(torch.randn(2, 48)).shape == (2, 6)
+    assert torch.equal(head.projection.weight, projection)
+
+
+def test_cache_hit_key_change_and_corrupt_file(tmp_path, monkeypatch):
+    from ovdense.text import towers
+    cache_dir = str(tmp_path / 'cache')
+    config = tiny_text_tower_cfg(str(tmp_path))
+    checkpoint = str(tmp_path / 'tower.pt')
+    torch.save(towers.TextTower(**config).encoder.state_dict(), checkpoint)
+    tower_cfg = dict(config, checkpoint=checkpoint)
+
+    first = make(tmp_path, text_tower=tower_cfg, cache_dir=cache_dir).eval()
+    expected = first.class_embeddings()
+    files = os.listdir(cache_dir)
+    assert len(files) == 1
+
+    calls = []
+    original = towers.TextTower.encode
+    monkeypatch.setattr(towers.TextTower, 'encode',
+                        lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    second = make(tmp_path, text_tower=tower_cfg, cache_dir=cache_dir).eval()
+    torch.testing.assert_close(second.class_embeddings(), expected)
+    assert calls == [] and not second.frozen_embedder.tower_built  # cache hit: tower never built
+
+    other = make(tmp_path, text_tower=tower_cfg, cache_dir=cache_dir,
+                 prompts=dict(templates='vild')).eval()
+    other.class_embeddings()
+    assert calls and len(os.listdir(cache_dir)) == 2  # templates are part of the key
+
+    with open(os.path.join(cache_dir, files[0]), 'wb') as f:
+        f.write(b'not a torch file')
+    calls.clear()
+    third = make(tmp_path, text_tower=tower_cfg, cache_dir=cache_dir).eval()
+    with pytest.warns(UserWarning, match='corrupt.*rebuilding'):
+        rebuilt = third.class_embeddings()
+    torch.testing.assert_close(rebuilt, expected)
+    assert calls
+    fourth = make(tmp_path, text_tower=tower_cfg, cache_dir=cache_dir).eval()
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        fourth.class_embeddings()  # the rebuilt file is valid again
+
+
+def test_trainable_tower_gets_gradients_and_survives_host_init(tmp_path):
+    head = make(tmp_path, train_text_tower=True, out_features=4)
+    before = {k: v.clone() for k, v in head.text_tower.state_dict().items()}
+    torch.nn.init.normal_(head.text_tower.encoder.ln_final.weight, std=0.01)  # a host's init
+    head.init_weights()
+    for key, value in head.text_tower.state_dict().items():
+        if key.endswith('ln_final.weight'):
+            assert torch.allclose(value, torch.ones_like(value)), 'tower init not restored'
+    head.train()
+    loss = F.cross_entropy(head(torch.randn(6, 48)), torch.tensor([0, 1, 2, 3, 0, 1]))
+    loss.backward()
+    grads = [p.grad for p in head.text_tower.parameters() if p.requires_grad]
+    assert grads and all(g is not None for g in grads)
+    assert any(float(g.abs().sum()) > 0 for g in grads)
+    assert set(before) == set(head.text_tower.state_dict())
+
+
+def test_frozen_tower_is_not_part_of_the_model(tmp_path):
+    head = make(tmp_path).eval()
+    head.class_embeddings()
+    assert not any(k.startswith('text_tower') or 'frozen' in k for k in head.state_dict())
+    assert all('encoder' not in name for name, _ in head.named_parameters())
+
+
+def test_classifier_file_round_trip(tmp_path):
+    head = make(tmp_path).eval()
+    embeddings = head.class_embeddings()
+    for suffix in ('.npy', '.pt'):
+        path = str(tmp_path / ('classifier' + suffix))
+        save_classifier_file(path, embeddings, head.describe_embeddings())
+        loaded, meta = load_classifier_file(path, 3, 32)
+        assert torch.equal(loaded, F.normalize(embeddings, dim=-1))
+        from_file = make(tmp_path, text_tower=None, embeddings_file=path).eval()
+        torch.testing.assert_close(from_file.class_embeddings(), embeddings)
+    assert np.load(str(tmp_path / 'classifier.npy')).dtype == np.float32
+    with pytest.raises(OvdenseFileError, match='has 3 class embeddings but the vocabulary has 2'):
+        load_classifier_file(str(tmp_path / 'classifier.pt'), 2)
+    with pytest.raises(OvdenseFileError, match='embedding dim 32, expected 64'):
+        load_classifier_file(str(tmp_path / 'classifier.npy'), 3, 64)
+    with pytest.raises(FileNotFoundError, match='missing.npy'):
+        make(tmp_path, text_tower=None, embeddings_file=str(tmp_path / 'missing.npy'))
+
+
+def test_random_embedding_control_is_fixed_per_name(tmp_path):
+    a = make(tmp_path, random_embeddings=True).eval().class_embeddings()
+    b = make(tmp_path, random_embeddings=True, vocabulary='blue star,red circle'
+             ).eval().class_embeddings()
+    torch.testing.assert_close(a[1], b[0])
+    torch.testing.assert_close(a.norm(dim=-1), torch.ones(3))
+
+
+def test_learnable_scale_is_clamped(tmp_path):
+    head = make(tmp_path, learn_scale=True, scale=10.0, max_scale=15.0)
+    with torch.no_grad():
+        head.log_scale.fill_(10.0)
+    assert float(head.scale) == 15.0
