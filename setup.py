@@ -26,13 +26,14 @@ INSTALL_REQUIRES = [
     'numpy',
     'pyyaml',
     'tqdm',
+    # iCAR's text tower is a Hugging Face RoBERTa; mmaction2 1.2.0 needs transformers < 5.
+    'transformers>=4.30,<5',
     'ftfy',
     'regex',
 ]
 EXTRAS = {
-    'tests': ['pytest>=7', 'pytest-timeout', 'transformers>=4.30'],
-    'action': ['mmaction2==1.2.0', 'av'],
-    'hf': ['transformers>=4.30'],
+    'tests': ['pytest>=7', 'pytest-timeout'],
+    'action': ['mmaction2==1.2.0', 'av', 'importlib_metadata'],
 }
 EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
 
@@ -46,7 +47,8 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.9',
     packages=find_packages(include=['ovdense', 'ovdense.*']),
-    package_data={'ovdense': ['vocabularies/data/*', 'vocabularies/templates/*']},
+    package_data={'ovdense': ['resources/README.md', 'resources/vocabularies/*.json',
+                              'resources/templates/*.txt', 'resources/text_towers/*.json']},
     include_package_data=True,
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,

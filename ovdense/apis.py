@@ -29,6 +29,8 @@ def set_model_vocabulary(model: nn.Module, vocabulary,
     for classifier in classifiers:
         classifier.set_vocabulary(vocab, embeddings_file)
     for module in model.modules():
+        if isinstance(module, TextCosineClassifier):
+            continue
         if hasattr(module, 'num_classes') and any(
                 isinstance(m, TextCosineClassifier) for m in module.modules()):
             if getattr(module, 'out_channels', None) == module.num_classes:  # mmseg heads

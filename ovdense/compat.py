@@ -5,6 +5,7 @@ Applied once by ``import ovdense``; each is idempotent.
 import importlib
 import importlib.util
 import os
+import pickle
 import sys
 import types
 import warnings
@@ -31,7 +32,11 @@ def _mmengine_checkpoint_globals() -> list:
 
     multiarray = getattr(np, '_core', None) or np.core
     allowed = [HistoryBuffer, multiarray.multiarray._reconstruct,
-               multiarray.multiarray.scalar, np.ndarray, np.dtype]
+               multiarray.multiarray.scalar, np.ndarray, np.dtype,
+               # HistoryBuffer pickles its statistics methods as getattr(HistoryBuffer, 'min');
+               # the real getattr is never allow-listed, only this restricted stand-in.
+               (_history_buffer_method, 'builtins.getattr'),
+               (_history_buffer_method, '__builtin__.getattr')]
     # numpy >= 1.25 pickles dtypes through their concrete classes (np.dtypes.Float64DType ...).
     dtypes = getattr(np, 'dtypes', None)
     if dtypes is not None:
@@ -39,6 +44,17 @@ def _mmengine_checkpoint_globals() -> list:
                     ('Float64DType', 'Float32DType', 'Int64DType', 'Int32DType', 'BoolDType')
                     if hasattr(dtypes, name)]
     return allowed
+
+
+def _history_buffer_method(owner, name: str):
+    """``getattr`` limited to the public statistics methods of mmengine's HistoryBuffer."""
+    from mmengine.logging.history_buffer import HistoryBuffer
+    if owner is not HistoryBuffer or name.startswith('_') or not callable(
+            getattr(HistoryBuffer, name, None)):
+        raise pickle.UnpicklingError(
+            f'refused getattr({owner!r}, {name!r}) while loading a checkpoint: only '
+            'HistoryBuffer statistics methods are allowed')
+    return getattr(HistoryBuffer, name)
 
 
 _DRN_MODULE = 'mmaction.models.localizers.drn'
@@ -85,6 +101,23 @@ def install_mmaction_drn_shim() -> bool:
     return True
 
 
+_MOVED_TRANSFORMERS_HELPERS = ('apply_chunking_to_forward', 'find_pruneable_heads_and_indices',
+                               'prune_linear_layer')
+
+
+def alias_moved_transformers_helpers() -> None:
+    """mmaction2 1.2.0's VindLU imports three helpers from ``transformers.modeling_utils``
+    that transformers 4.4x moved to ``transformers.pytorch_utils``; with transformers
+    installed, ``import mmaction.models`` then fails. Re-expose them where mmaction looks."""
+    if _find_spec('transformers') is None:
+        return
+    import transformers.modeling_utils as modeling_utils
+    import transformers.pytorch_utils as pytorch_utils
+    for name in _MOVED_TRANSFORMERS_HELPERS:
+        if not hasattr(modeling_utils, name) and hasattr(pytorch_utils, name):
+            setattr(modeling_utils, name, getattr(pytorch_utils, name))
+
+
 _mmaction_state = {'tried': False, 'module': None}
 
 
@@ -94,6 +127,7 @@ def import_mmaction() -> Optional[types.ModuleType]:
         _mmaction_state['tried'] = True
         if _find_spec('mmaction') is not None:
             install_mmaction_drn_shim()
+            alias_moved_transformers_helpers()
             try:
                 importlib.import_module('mmaction.models')
                 _mmaction_state['module'] = importlib.import_module('mmaction')
@@ -103,5 +137,27 @@ def import_mmaction() -> Optional[types.ModuleType]:
     return _mmaction_state['module']
 
 
+class _NumpyWithFloatAlias(types.ModuleType):
+    """numpy as seen by one module, plus the ``np.float`` alias numpy 2 removed."""
+
+    float = float
+
+    def __getattr__(self, name):
+        import numpy
+        return getattr(numpy, name)
+
+
+def give_lvis_eval_np_float() -> None:
+    """lvis 0.5.3's ``LVISEval.accumulate`` uses ``np.float``, removed in numpy 2, so mmdet's
+    LVISMetric crashes. Only lvis.eval's own numpy reference gets the alias."""
+    if _find_spec('lvis') is None:
+        return
+    import numpy
+    import lvis.eval as lvis_eval
+    if not hasattr(numpy, 'float') and not isinstance(lvis_eval.np, _NumpyWithFloatAlias):
+        lvis_eval.np = _NumpyWithFloatAlias('numpy')
+
+
 def apply_all() -> None:
     allow_mmengine_checkpoint_globals()
+    give_lvis_eval_np_float()

@@ -45,6 +45,7 @@ def test_user_errors_are_one_line(tmp_path):
     ]:
         result = run_tool('--model', config, '--out', str(tmp_path / 'x.npy'), *args)
         assert result.returncode == 2
-        assert result.stderr.startswith('error:') and needle in result.stderr
+        last_line = result.stderr.strip().splitlines()[-1]
+        assert last_line.startswith('error:') and needle in last_line
         assert 'Traceback' not in result.stderr
     assert not (tmp_path / 'x.npy').exists()

@@ -130,15 +130,15 @@ def test_ov_lvis_loader_removes_novel_annotations_and_empty_images(tmp_path):
                             data_prefix=dict(img=''))
     assert train.metainfo['classes'] == ('cat', 'yak', 'dog')  # indexing unchanged
     labels = {info['img_id']: [i['bbox_label'] for i in info['instances']]
-              for info in train.data_list}
+              for info in map(train.get_data_info, range(len(train)))}
     assert labels == {1: [0], 3: [2]}  # yak (r) gone; image 2 had only yak -> dropped
     assert train.novel_label_ids == [1]
     by_name = OVLVISV1Dataset(ann_file=ann, data_root=str(tmp_path), pipeline=[],
                               novel_classes=['dog'], data_prefix=dict(img=''))
-    assert sorted(i['img_id'] for i in by_name.data_list) == [1, 2]
+    assert sorted(by_name.get_data_info(i)['img_id'] for i in range(len(by_name))) == [1, 2]
     full = OVLVISV1Dataset(ann_file=ann, data_root=str(tmp_path), pipeline=[],
                            remove_novel=False, test_mode=True, data_prefix=dict(img=''))
-    assert len(full.data_list) == 3
+    assert len(full) == 3
 
 
 def test_ov_lvis_loader_bad_input(tmp_path):

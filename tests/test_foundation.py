@@ -151,3 +151,16 @@ def test_setup_env_is_idempotent_and_reuses_the_mmcv_wheel():
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert 'building mmcv' not in result.stdout
     assert 'environment ready' in result.stdout
+
+
+def test_getattr_in_a_checkpoint_is_limited_to_history_buffer_methods(tmp_path):
+    from mmengine.logging.history_buffer import HistoryBuffer
+
+    class GetattrPayload:  # reaches for a private attribute through the allowed name
+        def __reduce__(self):
+            return (getattr, (HistoryBuffer, '__init__'))
+
+    path = tmp_path / 'getattr.pth'
+    torch.save({'meta': GetattrPayload()}, path)
+    with pytest.raises(OvdenseFileError, match="refused getattr.*'__init__'"):
+        safe_torch_load(str(path))

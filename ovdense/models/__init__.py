@@ -1,1 +1,1 @@
-from . import detection  # noqa: F401
+from . import backbones, detection  # noqa: F401

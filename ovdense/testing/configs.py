@@ -19,14 +19,23 @@ def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None) -> 
         if node.get('type') in ('ICARSwin',):
             node.update(arch=dict(TINY_SWIN), checkpoint=None, pretrained=None, init_cfg=None,
                         text_embed_dims=None, pretrain_img_size=64)
+        if _is_missing_file(node.get('class_frequencies_file')):
+            node['class_frequencies_file'] = None
         if 'text_classifier' in node or node.get('type') == 'TextCosineClassifier':
             classifier = node.get('text_classifier', node)
             classifier['text_tower'] = dict(model=tower)
             classifier.pop('embeddings_file', None)
             if vocabulary is not None:
                 classifier['vocabulary'] = vocabulary
+            elif _is_missing_file(classifier.get('vocabulary')):  # dataset-made vocab files
+                classifier['vocabulary'] = [f'class {i}' for i in range(node['num_classes'])]
     _shrink_neck(cfg.model)
     return cfg
+
+
+def _is_missing_file(spec) -> bool:
+    return isinstance(spec, str) and spec.endswith(('.json', '.txt', '.yaml', '.yml')) \
+        and not osp.isfile(spec)  # noqa: E127
 
 
 def _shrink_neck(model: ConfigDict) -> None:

@@ -17,7 +17,8 @@ def tiny_clip_config(directory: str, name: str = 'tiny-clip', embed_dim: int = 3
     """An open_clip JSON config with a tiny native text transformer (CLIP BPE tokenizer)."""
     config = {
         'embed_dim': embed_dim,
-        'vision_cfg': {'image_size': 32, 'layers': 1, 'width': 32, 'patch_size': 16},
+        'vision_cfg': {'image_size': 32, 'layers': 1, 'width': 32, 'patch_size': 16,
+                       'head_width': 16},
         'text_cfg': {'context_length': context_length, 'vocab_size': 49408, 'width': width,
                      'heads': 2, 'layers': layers},
     }

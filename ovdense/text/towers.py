@@ -211,10 +211,11 @@ def extract_text_state(checkpoint: Dict, prefix_map: Optional[Dict[str, str]] = 
     if not isinstance(state, dict):
         raise OvdenseFileError(f'{source!r} is not a state dict')
     state = {k[len('module.'):] if k.startswith('module.') else k: v for k, v in state.items()}
-    for prefix_from, prefix_to in (prefix_map or {}).items():
-        if any(k.startswith(prefix_from) for k in state):
-            return {prefix_to + k[len(prefix_from):]: v for k, v in state.items()
-                    if k.startswith(prefix_from)}
+    mapped = {prefix_to + k[len(prefix_from):]: v
+              for prefix_from, prefix_to in (prefix_map or {}).items()
+              for k, v in state.items() if k.startswith(prefix_from)}
+    if mapped:
+        return mapped
     if any(k.startswith('text.') for k in state):
         return {k[len('text.'):]: v for k, v in state.items() if k.startswith('text.')}
     if any(k.startswith('visual.') for k in state):  # full CLIP: keep the text tower keys

@@ -26,12 +26,22 @@ def safe_torch_load(path: str, map_location='cpu', what: str = 'checkpoint'):
     except pickle.UnpicklingError as err:
         raise OvdenseFileError(
             f'refusing to load {what} {path!r}: it needs objects outside the weights-only '
-            f'allow-list (torch.load(weights_only=True) said: {_first_line(err)}). '
+            f'allow-list ({_unpickler_reason(err)}). '
             'Only tensors, containers and plain values are accepted.') from err
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError) as err:
         raise OvdenseFileError(
             f'cannot read {what} {path!r}: the file is truncated or not a torch checkpoint '
             f'({type(err).__name__}: {_first_line(err)})') from err
+
+
+def _unpickler_reason(err: BaseException) -> str:
+    """torch's specific reason ('Unsupported global: GLOBAL posix.system ...'), not its
+    generic preamble."""
+    text = str(err)
+    if 'WeightsUnpickler error:' in text:
+        reason = text.split('WeightsUnpickler error:', 1)[1].strip()
+        return ' '.join(reason.split('\n\n', 1)[0].split())
+    return _first_line(err)
 
 
 def _first_line(err: BaseException) -> str:

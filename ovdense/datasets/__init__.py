@@ -1,0 +1,3 @@
+from .ov_lvis import OVLVISV1Dataset
+
+__all__ = ['OVLVISV1Dataset']
