@@ -158,6 +158,26 @@ def give_lvis_eval_np_float() -> None:
         lvis_eval.np = _NumpyWithFloatAlias('numpy')
 
 
+def init_cpu_distributed(cfg) -> bool:
+    """mmengine's pytorch launcher always calls ``torch.cuda.set_device``, so torchrun jobs
+    cannot run on CPU. Without CUDA, start the gloo process group from torchrun's
+    environment (mmengine then skips its own init) and build DDP without device ids.
+
+    Returns True when it did so.
+    """
+    import torch.distributed as dist
+    if torch.cuda.is_available() or dist.is_initialized():
+        return False
+    dist.init_process_group(backend='gloo', rank=int(os.environ['RANK']),
+                            world_size=int(os.environ['WORLD_SIZE']))
+    wrapper = dict(cfg.get('model_wrapper_cfg') or {})
+    wrapper.setdefault('type', 'MMDistributedDataParallel')
+    wrapper.update(device_ids=None)
+    wrapper.setdefault('broadcast_buffers', False)
+    cfg.model_wrapper_cfg = wrapper
+    return True
+
+
 def apply_all() -> None:
     allow_mmengine_checkpoint_globals()
     give_lvis_eval_np_float()

@@ -14,11 +14,15 @@ from ovdense.testing.configs import REPO, shrink_config
 
 def _scope_of(path):
     from mmengine.config import Config
-    return Config.fromfile(path).get('default_scope')
+    try:
+        return Config.fromfile(path).get('default_scope')
+    except Exception:  # e.g. an mmaction:: base without mmaction2 installed
+        return None
 
 
 def detection_configs():
-    paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True) + glob.glob(
+        osp.join(REPO, 'projects', '*', 'configs', '*.py'))
     return sorted(p for p in paths if '/_base_/' not in p and _scope_of(p) == 'mmdet')
 
 

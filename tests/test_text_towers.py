@@ -109,5 +109,18 @@ def test_truncated_and_unknown(tmp_path):
     path.write_bytes(data[:len(data) // 2])
     with pytest.raises(OvdenseFileError, match='truncated'):
         TextTower(config, checkpoint=str(path))
-    with pytest.raises(ValueError, match='unknown text tower'):
+    with pytest.raises(ValueError, match='unknown open_clip model'):
         TextTower('no-such-model')
+
+
+def test_text_state_from_converted_and_full_clip_files():
+    from ovdense.text.towers import extract_text_state
+    tower_keys = {'token_embedding.weight': torch.zeros(1), 'ln_final.weight': torch.zeros(1)}
+    converted = {'ovdense_format': 'ovdense-vl-checkpoint', 'backbone': {},
+                 'text_tower': dict(tower_keys, logit_scale=torch.zeros(()))}
+    assert set(extract_text_state(converted)) == set(tower_keys)
+    full_clip = dict(tower_keys, **{'visual.conv1.weight': torch.zeros(1),
+                                    'logit_scale': torch.zeros(())})
+    assert set(extract_text_state({'state_dict': full_clip})) == set(tower_keys)
+    custom = {'text.transformer.x': torch.zeros(1), 'visual.trunk.y': torch.zeros(1)}
+    assert set(extract_text_state(custom)) == {'transformer.x'}

@@ -10,7 +10,6 @@
 import argparse
 import glob
 import json
-import os
 import os.path as osp
 import subprocess
 import sys
@@ -60,8 +59,22 @@ def latest_metrics(work_dir: str) -> dict:
     return {k: v for line in lines for k, v in line.items()}
 
 
+def data_options(data_root: str) -> list:
+    """--cfg-options that point every data path of the demo config at ``data_root`` (a config
+    variable like data_root is substituted when the file is read, so the keys are set)."""
+    root = osp.abspath(data_root)
+    classifier = 'model.roi_head.bbox_head.text_classifier'
+    options = [f'train_dataloader.dataset.data_root={root}/lvis/',
+               f'{classifier}.vocabulary={root}/vocab_det.json',
+               f'{classifier}.text_tower.hf_dir={root}/text_tower']
+    for split in ('val', 'test'):
+        options += [f'{split}_dataloader.dataset.data_root={root}/lvis/',
+                    f'{split}_evaluator.ann_file={root}/lvis/annotations/lvis_v1_val.json']
+    return options
+
+
 def train_and_test(config: str, work_dir: str, data_root: str, max_iters) -> dict:
-    options = [f'data_root={data_root.rstrip("/")}/']
+    options = data_options(data_root)
     if max_iters:
         options += [f'train_cfg.max_iters={max_iters}',
                     f'param_scheduler.1.end={max_iters}',

@@ -14,7 +14,9 @@ text_classifier = dict(
     vocabulary='coco',
     text_tower=dict(model='icar-roberta-base', checkpoint=icar_checkpoint, hf_dir=roberta_dir),
     prompts=dict(templates='vild', use_descriptions=True),
-    train_text_tower=True)
+    # Frozen: a trainable tower would be copied into each of the three stages; frozen, the
+    # stages share one cached set of class embeddings.
+    train_text_tower=False)
 
 
 def _stage(stds):

@@ -7,6 +7,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from ..apis import set_model_vocabulary
+from ..utils.cli import ConfigError
 from ..registry import register
 
 
@@ -43,7 +44,7 @@ class OpenVocabularyHook(Hook):
         dataset_classes = tuple(loop.dataloader.dataset.metainfo.get('classes') or ())
         if vocab.names != dataset_classes:
             if self.evaluate:
-                raise ValueError(
+                raise ConfigError(
                     f'vocabulary {vocab.source!r} ({len(vocab)} classes) differs from the '
                     f'classes of {type(loop.dataloader.dataset).__name__} '
                     f'({len(dataset_classes)} classes): metrics need the dataset\'s own class '

@@ -1,1 +1,1 @@
-from . import backbones, detection  # noqa: F401
+from . import action, backbones, detection  # noqa: F401

@@ -9,6 +9,21 @@ from .text import tiny_clip_config
 
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_SWIN = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), window_size=4)
+TINY_CONVNEXT_DIMS = (40, 80, 160, 320)  # timm convnext_atto
+
+
+def tiny_open_clip_convnext_config(directory: str) -> str:
+    """An open_clip model config with a randomly initialised timm ConvNeXt-atto trunk."""
+    import json
+    path = osp.join(directory, 'tiny-convnext-clip.json')
+    with open(path, 'w', encoding='utf-8') as f:
+        json.dump({'embed_dim': 32,
+                   'vision_cfg': {'timm_model_name': 'convnext_atto',
+                                  'timm_model_pretrained': False, 'timm_pool': '',
+                                  'timm_proj': 'linear', 'image_size': 64},
+                   'text_cfg': {'context_length': 16, 'vocab_size': 49408, 'width': 32,
+                                'heads': 2, 'layers': 1}}, f)
+    return path
 
 
 def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None) -> Config:
@@ -16,9 +31,9 @@ def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None) -> 
     cfg = Config.fromfile(path)
     tower = tiny_clip_config(tmp_dir)
     for node in _walk(cfg.model):
-        if node.get('type') in ('ICARSwin',):
-            node.update(arch=dict(TINY_SWIN), checkpoint=None, pretrained=None, init_cfg=None,
-                        text_embed_dims=None, pretrain_img_size=64)
+        _shrink_backbone(node, tmp_dir)
+        if isinstance(node.get('init_cfg'), dict) and node.init_cfg.get('type') == 'Pretrained':
+            node['init_cfg'] = None  # tests never fetch weights
         if _is_missing_file(node.get('class_frequencies_file')):
             node['class_frequencies_file'] = None
         if 'text_classifier' in node or node.get('type') == 'TextCosineClassifier':
@@ -30,7 +45,21 @@ def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None) -> 
             elif _is_missing_file(classifier.get('vocabulary')):  # dataset-made vocab files
                 classifier['vocabulary'] = [f'class {i}' for i in range(node['num_classes'])]
     _shrink_neck(cfg.model)
+    _shrink_decode_heads(cfg.model)
+    _shrink_cls_head(cfg.model)
     return cfg
+
+
+def _shrink_backbone(node: ConfigDict, tmp_dir: str) -> None:
+    if node.get('type') == 'ICARSwin':
+        node.update(arch=dict(TINY_SWIN), checkpoint=None, pretrained=None, init_cfg=None,
+                    text_embed_dims=None, pretrain_img_size=64)
+    elif node.get('type') == 'OpenCLIPVisionBackbone':
+        node.update(model_name=tiny_open_clip_convnext_config(tmp_dir), checkpoint=None)
+    elif node.get('type') == 'ICARSwin3D':
+        node.update(arch={k: TINY_SWIN[k] for k in ('embed_dims', 'depths', 'num_heads')},
+                    checkpoint=None, pretrained=None, init_cfg=None, text_embed_dims=None,
+                    window_size=(2, 4, 4))
 
 
 def _is_missing_file(spec) -> bool:
@@ -39,10 +68,58 @@ def _is_missing_file(spec) -> bool:
 
 
 def _shrink_neck(model: ConfigDict) -> None:
-    neck = model.get('neck')
+    neck, backbone = model.get('neck'), model.get('backbone', {})
     if isinstance(neck, dict) and 'in_channels' in neck:
-        neck['in_channels'] = [TINY_SWIN['embed_dims'] * 2 ** i
-                               for i in range(len(neck['in_channels']))]
+        if backbone.get('type') == 'OpenCLIPVisionBackbone':
+            neck['in_channels'] = list(TINY_CONVNEXT_DIMS[:len(neck['in_channels'])])
+        elif backbone.get('type') == 'ICARSwin':
+            neck['in_channels'] = [TINY_SWIN['embed_dims'] * 2 ** i
+                                   for i in range(len(neck['in_channels']))]
+
+
+def _shrink_cls_head(model: ConfigDict) -> None:
+    """mmaction: the recognition head reads the tiny 3D backbone's last stage; no pretrained
+    projection is loaded."""
+    head, backbone = model.get('cls_head'), model.get('backbone', {})
+    if isinstance(head, dict) and backbone.get('type') == 'ICARSwin3D':
+        head['in_channels'] = TINY_SWIN['embed_dims'] * 8
+        if 'projection_checkpoint' in head:
+            head['projection_checkpoint'] = None
+
+
+def _tiny_backbone_channels(backbone) -> Optional[list]:
+    kind = backbone.get('type') if isinstance(backbone, dict) else None
+    if kind == 'ICARSwin':
+        return [TINY_SWIN['embed_dims'] * 2 ** i for i in range(4)]
+    if kind == 'OpenCLIPVisionBackbone':
+        return list(TINY_CONVNEXT_DIMS)
+    return None
+
+
+def _shrink_decode_heads(model: ConfigDict, channels: int = 16, size=(64, 64)) -> None:
+    """mmseg: decode / auxiliary heads get the tiny backbone's channels and few of their own;
+    the training crop and a sliding test window become ``size``-sized."""
+    if 'decode_head' not in model:
+        return
+    dims = _tiny_backbone_channels(model.get('backbone'))
+    for key in ('decode_head', 'auxiliary_head'):
+        heads = model.get(key)
+        for head in heads if isinstance(heads, (list, tuple)) else [heads]:
+            if not isinstance(head, dict):
+                continue
+            index = head.get('in_index', -1)
+            if dims is not None and 'in_channels' in head:
+                head['in_channels'] = ([dims[i] for i in index]
+                                       if isinstance(index, (list, tuple)) else dims[index])
+            if 'channels' in head and head.get('num_convs', 1) > 0:
+                head['channels'] = channels
+    preprocessor = model.get('data_preprocessor')
+    if isinstance(preprocessor, dict) and preprocessor.get('size'):
+        preprocessor['size'] = tuple(size)
+    test_cfg = model.get('test_cfg')
+    if isinstance(test_cfg, dict) and test_cfg.get('mode') == 'slide':
+        test_cfg.update(crop_size=tuple(s * 3 // 4 for s in size),
+                        stride=tuple(s // 2 for s in size))
 
 
 def _walk(node):

@@ -4,7 +4,6 @@ Native CLIP text transformers and Hugging Face encoders (as open_clip configures
 iCAR's RoBERTa + mean pooling + bias-free projection) are built from an open_clip model name
 or a JSON config, with weights from a LOCAL checkpoint only: nothing is downloaded.
 """
-import copy
 import hashlib
 import json
 import os.path as osp
@@ -15,34 +14,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..utils.io import OvdenseFileError, safe_torch_load, sha256_of_file
+from ..utils.open_clip_configs import load_open_clip_config
 
-TOWER_CONFIG_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'resources',
-                            'text_towers')
 # Keys of a full open_clip CLIP state dict that belong to the text tower.
 _CLIP_TEXT_KEYS = ('token_embedding.', 'positional_embedding', 'transformer.', 'ln_final.',
                    'text_projection', 'cls_emb', 'attn_mask')
 
 
 def load_tower_config(model: str) -> Dict:
-    """An open_clip model config by registered name, shipped ovdense name, or JSON path."""
-    import open_clip
-    shipped = osp.join(TOWER_CONFIG_DIR, model + '.json')
-    path = model if model.endswith('.json') else shipped if osp.isfile(shipped) else None
-    if path is not None:
-        if not osp.isfile(path):
-            raise FileNotFoundError(f'text tower config not found: {path!r}')
-        with open(path, encoding='utf-8') as f:
-            config = json.load(f)
-        config = config.get('model_cfg', config)
-    else:
-        config = open_clip.get_model_config(model)
-        if config is None:
-            raise ValueError(f'unknown text tower {model!r}: not an open_clip model name '
-                             f'(e.g. ViT-B-32), not a shipped config in {TOWER_CONFIG_DIR}, '
-                             'and not a .json file')
-    if 'embed_dim' not in config or 'text_cfg' not in config:
-        raise ValueError(f'text tower config {model!r} needs "embed_dim" and "text_cfg"')
-    return copy.deepcopy(config)
+    """An open_clip model config with a text tower (registered name, shipped name or JSON)."""
+    return load_open_clip_config(model, 'text_cfg')
 
 
 def resolve_config(model: str, hf_dir: Optional[str] = None,
@@ -218,6 +199,6 @@ def extract_text_state(checkpoint: Dict, prefix_map: Optional[Dict[str, str]] = 
         return mapped
     if any(k.startswith('text.') for k in state):
         return {k[len('text.'):]: v for k, v in state.items() if k.startswith('text.')}
-    if any(k.startswith('visual.') for k in state):  # full CLIP: keep the text tower keys
+    if any(k.startswith('token_embedding.') for k in state):  # native CLIP text keys
         return {k: v for k, v in state.items() if k.startswith(_CLIP_TEXT_KEYS)}
-    return dict(state)
+    return {k: v for k, v in state.items() if k not in ('logit_scale', 'logit_bias')}

@@ -2,13 +2,22 @@
 import sys
 from typing import Callable
 
-USER_ERRORS = (FileNotFoundError, ValueError, KeyError)
+from .io import OvdenseFileError
+
+
+class ConfigError(ValueError):
+    """A config or command-line setting is wrong; the message names the key."""
+
+
+def user_errors() -> tuple:
+    from ..text.vocabulary import VocabularyError
+    return (FileNotFoundError, OvdenseFileError, VocabularyError, ConfigError)
 
 
 def run_cli(main: Callable[[], int]) -> int:
+    """Run ``main``; errors in what the user gave print one line, bugs keep the traceback."""
     try:
         return main()
-    except USER_ERRORS as err:  # includes OvdenseFileError / VocabularyError (ValueErrors)
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f'error: {message}', file=sys.stderr)
+    except user_errors() as err:
+        print(f'error: {err}', file=sys.stderr)
         return 2

@@ -9,6 +9,8 @@ from typing import Dict, Optional
 
 from mmengine.config import Config
 
+from .cli import ConfigError
+
 SCOPES = ('mmdet', 'mmseg', 'mmaction')
 
 
@@ -18,7 +20,7 @@ def load_config(path: str, cfg_options: Optional[Dict] = None) -> Config:
     cfg = Config.fromfile(path)
     scope = cfg.get('default_scope')
     if scope not in SCOPES:
-        raise ValueError(f'{path!r}: default_scope must be one of {SCOPES}, got {scope!r}')
+        raise ConfigError(f'{path!r}: default_scope must be one of {SCOPES}, got {scope!r}')
     if cfg_options:
         check_cfg_options(cfg, cfg_options, path)
         cfg.merge_from_dict(cfg_options)
@@ -28,8 +30,9 @@ def load_config(path: str, cfg_options: Optional[Dict] = None) -> Config:
 
 def check_cfg_options(cfg: Config, options: Dict, path: str) -> None:
     """``--cfg-options`` may only change keys that exist (a typo would be silently added)."""
+    tree = cfg.to_dict()
     for dotted in options:
-        node = cfg
+        node = tree
         parts = dotted.split('.')
         for depth, part in enumerate(parts):
             if isinstance(node, (list, tuple)) and part.isdigit() and int(part) < len(node):
@@ -40,7 +43,7 @@ def check_cfg_options(cfg: Config, options: Dict, path: str) -> None:
                 break
             else:
                 where = '.'.join(parts[:depth]) or 'the top level'
-                raise KeyError(f'--cfg-options {dotted!r}: {path!r} has no key {part!r} under '
+                raise ConfigError(f'--cfg-options {dotted!r}: {path!r} has no key {part!r} under '
                                f'{where}')
 
 
@@ -51,18 +54,25 @@ def set_work_dir(cfg: Config, work_dir: Optional[str], config_path: str) -> None
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
 
 
+def set_launcher(cfg: Config, launcher: str) -> None:
+    cfg.launcher = launcher
+    if launcher == 'pytorch':
+        from ..compat import init_cpu_distributed
+        init_cpu_distributed(cfg)
+
+
 def apply_train_args(cfg: Config, args) -> None:
-    cfg.launcher = args.launcher
+    set_launcher(cfg, args.launcher)
     if args.amp:
         import torch
         if not torch.cuda.is_available():
-            raise ValueError('--amp needs a CUDA device (mmengine AmpOptimWrapper); '
+            raise ConfigError('--amp needs a CUDA device (mmengine AmpOptimWrapper); '
                              'none is available here')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
         if 'auto_scale_lr' not in cfg or 'base_batch_size' not in cfg.auto_scale_lr:
-            raise KeyError('--auto-scale-lr: the config has no auto_scale_lr.base_batch_size')
+            raise ConfigError('--auto-scale-lr: the config has no auto_scale_lr.base_batch_size')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
         cfg.resume, cfg.load_from = True, None
@@ -75,14 +85,14 @@ def apply_train_args(cfg: Config, args) -> None:
 def apply_test_args(cfg: Config, args) -> None:
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint!r}')
-    cfg.launcher = args.launcher
+    set_launcher(cfg, args.launcher)
     cfg.load_from = args.checkpoint
     scope = cfg.default_scope
     if args.show or args.show_dir:
         _enable_visualization(cfg, scope, args)
     if args.tta:
         if 'tta_model' not in cfg or 'tta_pipeline' not in cfg:
-            raise KeyError('--tta: the config defines no tta_model / tta_pipeline')
+            raise ConfigError('--tta: the config defines no tta_model / tta_pipeline')
         cfg.test_dataloader.dataset.pipeline = cfg.tta_pipeline
         cfg.tta_model.module = cfg.model
         cfg.model = cfg.tta_model
@@ -96,7 +106,7 @@ def apply_test_args(cfg: Config, args) -> None:
 def _enable_visualization(cfg: Config, scope: str, args) -> None:
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
-        raise KeyError('--show/--show-dir: the config has no default_hooks.visualization')
+        raise ConfigError('--show/--show-dir: the config has no default_hooks.visualization')
     hook['draw'] = True
     if args.show:
         hook['show'] = True
@@ -112,7 +122,7 @@ def _enable_visualization(cfg: Config, scope: str, args) -> None:
 def add_result_dump(runner, scope: str, out: str) -> None:
     """``--out``: pickle the predictions with the task's own dump metric."""
     if not out.endswith(('.pkl', '.pickle')):
-        raise ValueError(f'--out must be a .pkl/.pickle file, got {out!r}')
+        raise ConfigError(f'--out must be a .pkl/.pickle file, got {out!r}')
     os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     if scope == 'mmdet':
         from mmdet.evaluation import DumpDetResults

@@ -1,6 +1,4 @@
 """Any open_clip image tower as a multi-scale mmdet / mmseg backbone."""
-import json
-import os
 from typing import List, Optional, Sequence, Tuple
 
 import torch
@@ -11,29 +9,13 @@ from mmengine.model import BaseModule
 
 from ... import checkpoints as ckpt_lib
 from ...registry import register
+from ...utils.open_clip_configs import load_open_clip_config as _load_config
 from .icar_swin import resolve_checkpoint_arg
 
 
 def load_open_clip_config(model_name: str) -> dict:
-    """The open_clip model config of a registered model name or of a JSON file
-    (an open_clip model config, or an ``open_clip_config.json`` with a ``model_cfg`` entry)."""
-    import open_clip
-
-    if model_name.endswith('.json') or os.path.isfile(model_name):
-        if not os.path.isfile(model_name):
-            raise FileNotFoundError(f'open_clip model config not found: {model_name!r}')
-        with open(model_name, encoding='utf-8') as f:
-            cfg = json.load(f)
-        cfg = cfg.get('model_cfg', cfg)
-    else:
-        cfg = open_clip.get_model_config(model_name)
-        if cfg is None:
-            raise ValueError(f'unknown open_clip model {model_name!r}; give a registered name '
-                             f'(open_clip.list_models()) or the path of a JSON model config')
-    if 'vision_cfg' not in cfg or 'embed_dim' not in cfg:
-        raise ValueError(f'{model_name!r} is not an open_clip model config '
-                         "(needs 'embed_dim' and 'vision_cfg')")
-    return cfg
+    """The open_clip model config (with an image tower) of a name or JSON file."""
+    return _load_config(model_name, 'vision_cfg')
 
 
 def build_open_clip_vision_tower(cfg: dict) -> nn.Module:

@@ -1,0 +1,400 @@
+"""Action recognition (mmaction2): every shipped mmaction config trains one step and predicts
+at tiny size; TextI3DHead (train-time class subset, vocabulary swap, iCAR projection);
+VocabVideoDataset; OpenCV decoding of unreadable files; end to end with tools/train.py and
+tools/test.py (top-1, --vocab) on tiny demo videos."""
+import glob
+import importlib.util
+import json
+import os
+import os.path as osp
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+import ovdense  # noqa: F401
+from ovdense.compat import import_mmaction
+from ovdense.testing import tiny_text_tower_cfg
+from ovdense.testing.configs import REPO, shrink_config
+
+if import_mmaction() is None:
+    pytest.skip('mmaction2 is not installed (extra "action")', allow_module_level=True)
+
+import cv2  # noqa: E402
+
+from ovdense.apis import set_model_vocabulary  # noqa: E402
+from ovdense.models.action import (OpenVocabAccMetric, TextI3DHead,  # noqa: E402
+                                   UnreadableVideoError, VocabVideoDataset)
+from ovdense.text import VocabularyError  # noqa: E402
+from ovdense.utils.cli import ConfigError  # noqa: E402
+from ovdense.utils.io import OvdenseFileError  # noqa: E402
+
+DEMO_CONFIG = osp.join('configs', 'demo', 'video-swin-nano_icar_8x2x1_1k_ovdense-demo-action.py')
+VOCAB4 = 'running,jumping,swimming,dancing'
+
+
+def _scope_of(path):
+    from mmengine.config import Config
+    return Config.fromfile(path).get('default_scope')
+
+
+def action_configs():
+    paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    return sorted(p for p in paths if '/_base_/' not in p and _scope_of(p) == 'mmaction')
+
+
+def _build(cfg_model):
+    from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    return MODELS.build(cfg_model)
+
+
+def _clips(num_classes, batch=2, frames=8, size=64, seed=0):
+    from mmaction.structures import ActionDataSample
+    gen = torch.Generator().manual_seed(seed)
+    inputs = [torch.randint(0, 256, (1, 3, frames, size, size), generator=gen,
+                            dtype=torch.uint8) for _ in range(batch)]
+    samples = [ActionDataSample().set_gt_label(i % num_classes) for i in range(batch)]
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def _head(tmp_path, **kwargs):
+    args = dict(in_channels=8, dropout_ratio=0.0, average_clips='prob',
+                text_classifier=dict(vocabulary=VOCAB4,
+                                     text_tower=tiny_text_tower_cfg(str(tmp_path))))
+    args.update(kwargs)
+    return _build(dict(type='TextI3DHead', **args))
+
+
+# ----------------------------------------------------------------------------- configs
+@pytest.mark.parametrize('config', action_configs(), ids=lambda p: osp.relpath(p, REPO))
+def test_config_trains_one_step_and_predicts(config, tmp_path):
+    cfg = shrink_config(config, str(tmp_path))
+    model = _build(cfg.model)
+    model.init_weights()
+    head = model.cls_head
+    assert isinstance(head, TextI3DHead)
+    assert type(head.fc_cls).__name__ == 'TextCosineClassifier'
+    train_classes = cfg.model.cls_head.get('train_classes')
+    num_train = len(train_classes) if train_classes else cfg.model.cls_head.num_classes
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model.train()
+    data = model.data_preprocessor(_clips(num_train), True)
+    losses = model(**data, mode='loss')
+    assert head.num_classes == num_train
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        results = model(**model.data_preprocessor(_clips(num_train, batch=1), False),
+                        mode='predict')
+    score = results[0].pred_score
+    assert score.shape == (cfg.model.cls_head.num_classes,)  # all classes at test time
+    assert torch.allclose(score.sum(), torch.tensor(1.0), atol=1e-4)  # average_clips='prob'
+
+
+K400_CONFIG = osp.join(REPO, 'configs', 'action',
+                       'video-swin-b_icar_p244-w877_32x2x1-30e_kinetics400-rgb.py')
+OV_CONFIG = osp.join(REPO, 'configs', 'action',
+                     'video-swin-b_icar_p244-w877_32x2x1-30e_ov-kinetics400-base200.py')
+
+
+def test_kinetics_configs_are_the_documented_recipe():
+    from mmengine.config import Config
+    full, ovc = Config.fromfile(K400_CONFIG), Config.fromfile(OV_CONFIG)
+    assert full.model.backbone.type == 'ICARSwin3D' and full.model.backbone.arch == 'base'
+    assert full.model.backbone.checkpoint == full.icar_checkpoint
+    assert full.model.cls_head.text_classifier.prompts.templates == 'action'
+    assert full.model.cls_head.text_classifier.text_tower.hf_dir == full.roberta_dir
+    sample = [t for t in full.train_pipeline if t['type'] == 'SampleFrames'][0]
+    assert (sample['clip_len'], sample['frame_interval']) == (32, 2)
+    assert full.train_pipeline[0]['type'] == 'CheckedOpenCVInit'  # no decord needed
+    assert full.train_dataloader.dataset.ann_file.startswith(full.data_root)
+    assert len(ovc.base_classes) == 200 and ovc.model.cls_head.train_classes == ovc.base_classes
+    assert ovc.train_dataloader.dataset.classes == ovc.base_classes
+    assert ovc.test_dataloader.dataset.classes is None  # all 400 at test time
+
+
+# ----------------------------------------------------------------------------- the head
+def test_text_head_keeps_i3d_head_and_checks_sizes(tmp_path):
+    head = _head(tmp_path, num_classes=4)
+    head.init_weights()
+    stock = _build(dict(type='I3DHead', in_channels=8, num_classes=4, dropout_ratio=0.0))
+    assert isinstance(head, type(stock))
+    assert [n for n, _ in head.named_parameters() if not n.startswith('fc_cls.')] == [
+        n for n, _ in stock.named_parameters() if not n.startswith('fc_cls.')]
+    scores = head.eval()(torch.randn(3, 8, 2, 4, 4))
+    assert scores.shape == (3, 4)
+    assert _head(tmp_path).num_classes == 4  # num_classes may be omitted
+    with pytest.raises(ConfigError, match='num_classes=400 but vocabulary.*has 4 classes'):
+        _head(tmp_path, num_classes=400)
+    with pytest.raises(ConfigError, match='needs text_classifier'):
+        _build(dict(type='TextI3DHead', in_channels=8, num_classes=4))
+    with pytest.raises(ConfigError, match='text_classifier.out_features is set by the head'):
+        _head(tmp_path, text_classifier=dict(vocabulary=VOCAB4, out_features=4,
+                                             text_tower=tiny_text_tower_cfg(str(tmp_path))))
+
+
+def test_train_classes_switch_with_mode_and_vocab_swap_wins(tmp_path):
+    head = _head(tmp_path, train_classes=['swimming', 0])
+    feats = torch.randn(2, 8, 2, 4, 4)
+    assert head.train()(feats).shape == (2, 2) and head.num_classes == 2
+    eval_scores = head.eval()(feats)
+    assert eval_scores.shape == (2, 4) and head.num_classes == 4
+    # the selection is the same text classifier: its columns are the full one's columns
+    train_scores = head.train()(feats)
+    torch.testing.assert_close(train_scores, eval_scores[:, [2, 0]])
+    from mmaction.structures import ActionDataSample
+    with pytest.raises(ValueError, match='label 3 is not a class id of the 2 training'):
+        head.loss(feats, [ActionDataSample().set_gt_label(3)] * 2)
+    assert 'loss_cls' in head.loss(feats, [ActionDataSample().set_gt_label(1)] * 2)
+    # an outside swap (tools/test.py --vocab) holds in both modes
+    set_model_vocabulary(head, 'flying,falling,sleeping')
+    assert head.eval()(feats).shape == (2, 3) and head.train()(feats).shape == (2, 3)
+    assert head.num_classes == 3
+    with pytest.raises(VocabularyError, match='label id 9 is outside'):
+        _head(tmp_path, train_classes=[9])
+
+
+def _tiny_icar_2d_file(tmp_path, text_dim=32):
+    """A 2D iCAR-style image tower (tiny Swin, window 2) with its image->text projection,
+    saved in mmdet layout; returns (model, path)."""
+    from ovdense.models.backbones import ICARSwin
+    torch.manual_seed(0)
+    model = ICARSwin(arch=dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2),
+                               window_size=2), pretrain_img_size=64, text_embed_dims=text_dim,
+                     proj_bias=False)
+    model.init_weights()
+    path = str(tmp_path / 'icar_2d.pth')
+    torch.save({'state_dict': {f'backbone.{k}': v for k, v in model.state_dict().items()}},
+               path)
+    return model.eval(), path
+
+
+def test_inflated_recognizer_reproduces_2d_zero_shot_scores_on_a_static_clip(tmp_path):
+    """iCAR 2D checkpoint -> ICARSwin3D + TextI3DHead(projection_checkpoint): a clip of one
+    repeated frame scores exactly like the image tower's embedding against the class names."""
+    model2d, path = _tiny_icar_2d_file(tmp_path)
+    recognizer = _build(dict(
+        type='Recognizer3D',
+        backbone=dict(type='ICARSwin3D', checkpoint=path, window_size=(2, 2, 2),
+                      text_embed_dims=None, drop_path_rate=0.0),
+        cls_head=dict(type='TextI3DHead', in_channels=128, dropout_ratio=0.0,
+                      average_clips=None, projection_checkpoint=path,
+                      text_classifier=dict(vocabulary=VOCAB4,
+                                           text_tower=tiny_text_tower_cfg(str(tmp_path)))),
+        data_preprocessor=dict(type='ActionDataPreprocessor', format_shape='NCTHW')))
+    recognizer.init_weights()
+    recognizer.eval()
+    frame = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(1))
+    clip = frame[:, :, None].repeat(1, 1, 8, 1, 1)
+    head = recognizer.cls_head
+    with torch.no_grad():
+        scores = head(recognizer.backbone(clip))
+        image = torch.nn.functional.normalize(model2d.encode_image(frame), dim=-1)
+        expected = 20.0 * image @ head.fc_cls.class_embeddings().t()
+    torch.testing.assert_close(scores, expected, atol=1e-4, rtol=1e-4)
+    with pytest.raises(OvdenseFileError, match='is 128 -> 32 but TextI3DHead projects 64 -> 32'):
+        _head(tmp_path, in_channels=64, projection_checkpoint=path).init_weights()
+
+
+# ----------------------------------------------------------------------------- data
+def _write_list(path, lines):
+    with open(path, 'w') as f:
+        f.write(''.join(f'{line}\n' for line in lines))
+    return str(path)
+
+
+def test_vocab_video_dataset_selects_and_relabels_classes(tmp_path):
+    ann = _write_list(tmp_path / 'list.txt', ['a.mp4 0', 'b.mp4 1', 'c.mp4 2', 'd.mp4 3'])
+    full = VocabVideoDataset(ann_file=ann, pipeline=[], vocabulary=VOCAB4,
+                             data_prefix=dict(video=str(tmp_path)))
+    assert full.metainfo['classes'] == tuple(VOCAB4.split(',')) and len(full) == 4
+    part = VocabVideoDataset(ann_file=ann, pipeline=[], vocabulary=VOCAB4,
+                             classes=['dancing', 1], data_prefix=dict(video=str(tmp_path)))
+    assert part.metainfo['classes'] == ('dancing', 'jumping')
+    infos = [part.get_data_info(i) for i in range(len(part))]
+    assert [(osp.basename(i['filename']), i['label']) for i in infos] == [
+        ('b.mp4', 1), ('d.mp4', 0)]
+    bad = _write_list(tmp_path / 'bad.txt', ['a.mp4 0', 'b.mp4 7'])
+    with pytest.raises(OvdenseFileError,
+                       match=r"bad.txt' line 2 \('.*b.mp4'\): label 7 is not a class id"):
+        VocabVideoDataset(ann_file=bad, pipeline=[], vocabulary=VOCAB4)
+    with pytest.raises(ConfigError, match='on_unreadable'):
+        VocabVideoDataset(ann_file=ann, pipeline=[], vocabulary=VOCAB4, on_unreadable='ignore')
+
+
+def test_open_vocab_metric_reports_base_and_novel():
+    metric = OpenVocabAccMetric(vocabulary=VOCAB4, base_classes=[0, 1])
+    metric.dataset_meta = dict(classes=tuple(VOCAB4.split(',')))
+    onehot = np.eye(4)
+    results = [dict(pred=onehot[0], label=0), dict(pred=onehot[1], label=0),  # base 1/2
+               dict(pred=onehot[2], label=2), dict(pred=onehot[3], label=3)]  # novel 2/2
+    out = metric.compute_metrics(results)
+    assert out['top1'] == 0.75 and out['base_top1'] == 0.5 and out['novel_top1'] == 1.0
+    assert abs(out['harmonic_top1'] - 2 / 3) < 1e-9
+
+
+def _write_video(path, frames=16, size=32, seed=0):
+    rng = np.random.default_rng(seed)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*'mp4v'), 8, (size, size))
+    assert writer.isOpened()
+    for _ in range(frames):
+        writer.write(rng.integers(0, 256, (size, size, 3), dtype=np.uint8))
+    writer.release()
+    return str(path)
+
+
+def _pipeline(checked=True):
+    prefix = 'Checked' if checked else ''
+    return [dict(type=f'{prefix}OpenCVInit'),
+            dict(type='SampleFrames', clip_len=4, frame_interval=2, num_clips=1,
+                 test_mode=True),
+            dict(type=f'{prefix}OpenCVDecode')]
+
+
+def test_checked_opencv_decoding_matches_stock_and_names_unreadable_files(tmp_path):
+    from mmaction.registry import TRANSFORMS
+    from mmengine.dataset import Compose
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    good = _write_video(tmp_path / 'good.mp4')
+    info = dict(filename=good, start_index=0, modality='RGB')
+    checked = Compose([TRANSFORMS.build(t) for t in _pipeline(True)])(dict(info))
+    stock = Compose([TRANSFORMS.build(t) for t in _pipeline(False)])(dict(info))
+    assert len(checked['imgs']) == 4
+    assert all(np.array_equal(a, b) for a, b in zip(checked['imgs'], stock['imgs']))
+    (tmp_path / 'broken.mp4').write_bytes(b'this is not a video')
+    for name, message in (('broken.mp4', 'cannot read video'),
+                          ('missing.mp4', 'video file not found')):
+        with pytest.raises(UnreadableVideoError, match=f'{message}.*{name}'):
+            Compose([TRANSFORMS.build(t) for t in _pipeline(True)])(
+                dict(info, filename=str(tmp_path / name)))
+
+
+def test_unreadable_video_stops_tests_and_is_skipped_in_training_only_if_asked(tmp_path):
+    _write_video(tmp_path / 'good.mp4')
+    (tmp_path / 'broken.mp4').write_bytes(b'\x00' * 64)
+    ann = _write_list(tmp_path / 'list.txt', ['broken.mp4 1', 'good.mp4 0'])
+    common = dict(ann_file=ann, vocabulary=VOCAB4, data_prefix=dict(video=str(tmp_path)),
+                  pipeline=_pipeline())
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')
+    for kwargs in (dict(test_mode=True, on_unreadable='skip'), dict(test_mode=False)):
+        dataset = VocabVideoDataset(**common, **kwargs)
+        with pytest.raises(UnreadableVideoError, match='broken.mp4'):
+            dataset[0]
+    dataset = VocabVideoDataset(**common, on_unreadable='skip')
+    sample = dataset[0]  # mmengine draws another index: the good clip
+    assert osp.basename(sample['filename']) == 'good.mp4' and len(sample['imgs']) == 4
+    assert dataset._skipped == {str(tmp_path / 'broken.mp4')}
+
+
+# ----------------------------------------------------------------------------- end to end
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(f'ovdense_tool_{name}',
+                                                  osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+TEST_OPTIONS = ['test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
+                'test_dataloader.batch_size=4']
+
+
+@pytest.fixture(scope='module')
+def action_run(tmp_path_factory):
+    """Tiny demo videos (1 clip per action and split) under <tmp>/data/ovdense_demo (the
+    config's relative data_root) and a 3-iteration tools/train.py run."""
+    from ovdense.datasets.demo_data import make_demo_data
+    from ovdense.datasets.demo_text import prepare_demo_text_tower
+    root = tmp_path_factory.mktemp('action_e2e')
+    paths = make_demo_data(str(root / 'data' / 'ovdense_demo'), seed=0, sizes=dict(
+        det_train=1, det_val=1, seg_train=1, seg_val=1, video_train_per_class=1,
+        video_val_per_class=1))
+    prepare_demo_text_tower(paths['root'])
+    options = ['train_cfg.max_iters=3', 'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
+               'param_scheduler.1.end=3', 'default_hooks.checkpoint.interval=3',
+               'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+               'train_dataloader.persistent_workers=False']
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert _tool('train').main([osp.join(REPO, DEMO_CONFIG), '--work-dir', 'work',
+                                    '--cfg-options', *options]) == 0
+    finally:
+        os.chdir(cwd)
+    return dict(root=root, paths=paths, checkpoint=str(root / 'work' / 'iter_3.pth'))
+
+
+def _test(run, *args):
+    from mmaction.visualization import ActionVisualizer
+    # one process, several runners: mmengine would reuse the first runner's visualizer
+    ActionVisualizer._instance_dict.pop('visualizer', None)
+    cwd = os.getcwd()
+    os.chdir(run['root'])
+    try:
+        return _tool('test').main([osp.join(REPO, DEMO_CONFIG), run['checkpoint'], *args])
+    finally:
+        os.chdir(cwd)
+
+
+def _metrics(work_dir):
+    found = {}
+    for path in glob.glob(osp.join(work_dir, '*', '*.json')):
+        with open(path) as f:
+            for line in f:
+                found.update(json.loads(line))
+    return found
+
+
+@pytest.mark.slow
+def test_end_to_end_train_test_and_other_vocabulary(action_run):
+    root = action_run['root']
+    assert osp.isfile(action_run['checkpoint'])
+    assert _test(action_run, '--work-dir', 'test_own', '--out', str(root / 'own.pkl'),
+                 '--cfg-options', *TEST_OPTIONS) == 0
+    metrics = _metrics(str(root / 'test_own'))
+    assert 0.0 <= metrics['acc/top1'] <= 1.0 and 'acc/mean1' in metrics
+    with open(root / 'own.pkl', 'rb') as f:
+        own = pickle.load(f)
+    assert len(own) == 7 and all(p['pred_score'].shape == (7,) for p in own)
+
+    # another vocabulary: three of the actions, reordered; the test set keeps their clips
+    names = ['spinning', 'moving_left', 'growing']
+    assert _test(action_run, '--work-dir', 'test_other', '--vocab', ','.join(names),
+                 '--out', str(root / 'other.pkl'), '--cfg-options', *TEST_OPTIONS,
+                 f'test_dataloader.dataset.classes=[{",".join(names)}]') == 0
+    assert 'acc/top1' in _metrics(str(root / 'test_other'))
+    with open(root / 'other.pkl', 'rb') as f:
+        other = pickle.load(f)
+    assert len(other) == 3 and all(p['pred_score'].shape == (3,) for p in other)
+    assert sorted(int(p['gt_label']) for p in other) == [0, 1, 2]
+
+    # metrics with names the dataset does not have: refused, naming the problem
+    with pytest.raises(ConfigError, match='metrics need the dataset'):
+        _test(action_run, '--work-dir', 'test_refused', '--vocab', 'hopping,waving',
+              '--cfg-options', *TEST_OPTIONS)
+
+
+@pytest.mark.slow
+def test_end_to_end_unreadable_video_names_the_file(action_run, capsys):
+    root = action_run['root']
+    videos = osp.join(action_run['paths']['root'], 'videos')
+    with open(osp.join(videos, 'broken.mp4'), 'wb') as f:
+        f.write(b'truncated')
+    with open(osp.join(videos, 'val_list.txt')) as f:
+        lines = f.read().splitlines()
+    ann = _write_list(root / 'val_broken.txt', lines[:2] + ['broken.mp4 3'])
+    options = [*TEST_OPTIONS, f'test_dataloader.dataset.ann_file={ann}']
+    with pytest.raises(UnreadableVideoError, match='broken.mp4'):
+        _test(action_run, '--work-dir', 'test_broken', '--cfg-options', *options)
+    from ovdense.utils.cli import run_cli
+    assert run_cli(lambda: _test(action_run, '--work-dir', 'test_broken2',
+                                 '--cfg-options', *options)) == 2
+    assert 'broken.mp4' in capsys.readouterr().err

@@ -1,0 +1,47 @@
+"""The shortened main job: demo data -> tools/train.py -> tools/test.py with the real LVIS
+evaluator -> pictures with the dataset and a custom vocabulary."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ovdense.testing.configs import REPO
+
+sys.path.insert(0, REPO + '/tools')
+from run_demo import data_options  # noqa: E402
+
+SIZES = {'det_train': 24, 'det_val': 8, 'seg_train': 4, 'seg_val': 2,
+         'video_train_per_class': 1, 'video_val_per_class': 1}
+DEMO_CONFIG_NAME = 'mask-rcnn_icar-swin-nano_fpn_2k_ovdense-demo-lvis.py'
+KEYS = [f'lvis/{kind}_AP{suffix}' for kind in ('bbox', 'segm') for suffix in ('', 'r', 'c', 'f')]
+
+
+@pytest.mark.slow
+def test_short_demo_runs_end_to_end(tmp_path):
+    work_dir = tmp_path / 'work'
+    result = subprocess.run(
+        [sys.executable, 'tools/run_demo.py', '--data-root', str(tmp_path / 'data'),
+         '--work-dir', str(work_dir), '--max-iters', '3', '--sizes', json.dumps(SIZES),
+         '--pictures', '2'], cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    with open(work_dir / 'demo_metrics.json') as f:
+        metrics = json.load(f)['text classifier']
+    for key in KEYS:
+        assert key in metrics, key
+    assert 'APr(novel)' in result.stdout
+    for name in ('dataset_vocabulary', 'custom_vocabulary'):
+        pictures = [f for _, _, files in os.walk(work_dir / 'text' / 'pictures' / name)
+                    for f in files if f.endswith(('.jpg', '.png'))]
+        assert len(pictures) == 2, name
+
+    # metrics with a vocabulary that is not the dataset's: refused with one line
+    checkpoint = work_dir / 'text' / 'iter_3.pth'
+    refused = subprocess.run(
+        [sys.executable, 'tools/test.py', 'configs/demo/' + DEMO_CONFIG_NAME, str(checkpoint),
+         '--vocab', 'red_star,blue_cross', '--work-dir', str(tmp_path / 'refused'),
+         '--cfg-options', *data_options(str(tmp_path / 'data'))],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert refused.returncode == 2
+    assert 'metrics need the dataset' in refused.stderr.strip().splitlines()[-1]
