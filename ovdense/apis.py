@@ -29,13 +29,15 @@ def set_model_vocabulary(model: nn.Module, vocabulary,
     for classifier in classifiers:
         classifier.set_vocabulary(vocab, embeddings_file)
     for module in model.modules():
-        if isinstance(module, TextCosineClassifier):
+        if isinstance(module, TextCosineClassifier) or not hasattr(module, 'num_classes'):
             continue
-        if hasattr(module, 'num_classes') and any(
-                isinstance(m, TextCosineClassifier) for m in module.modules()):
-            if getattr(module, 'out_channels', None) == module.num_classes:  # mmseg heads
-                module.out_channels = len(vocab)
+        if any(isinstance(m, TextCosineClassifier) for m in module.modules()):
             module.num_classes = len(vocab)
+            # mmseg heads and segmentors size outputs by out_channels: K, or K + 1 with a
+            # predicted background column.
+            extra = getattr(module, 'out_channels', None)
+            if isinstance(extra, int) and extra - old in (0, 1):
+                module.out_channels = len(vocab) + extra - old
     return vocab
 
 

@@ -11,6 +11,11 @@ from ..utils.cli import ConfigError
 from ..registry import register
 
 
+def normalised_names(names) -> tuple:
+    """Names compared as words: mmseg's ADE list spells 'bed ' with a trailing space."""
+    return tuple(' '.join(str(n).split()) for n in names)
+
+
 def distinct_palette(count: int, seed: int = 0) -> List[Tuple[int, int, int]]:
     """A fixed list of bright colours, one per class."""
     rng = np.random.default_rng(seed)
@@ -42,7 +47,7 @@ class OpenVocabularyHook(Hook):
     def _apply(self, runner, loop) -> None:
         vocab = set_model_vocabulary(runner.model, self.vocabulary, self.embeddings_file)
         dataset_classes = tuple(loop.dataloader.dataset.metainfo.get('classes') or ())
-        if vocab.names != dataset_classes:
+        if normalised_names(vocab.names) != normalised_names(dataset_classes):
             if self.evaluate:
                 raise ConfigError(
                     f'vocabulary {vocab.source!r} ({len(vocab)} classes) differs from the '

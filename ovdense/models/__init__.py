@@ -1,1 +1,1 @@
-from . import action, backbones, detection  # noqa: F401
+from . import action, backbones, detection, segmentation  # noqa: F401
