@@ -1,0 +1,226 @@
+"""mmseg decode heads whose per-pixel classifier is the text cosine classifier.
+
+One mechanism, :class:`TextClassifierHeadMixin`, serves every head built on mmseg's
+``BaseDecodeHead`` that classifies through ``cls_seg`` / ``conv_seg`` (UPerHead, FCNHead,
+ASPPHead, DepthwiseSeparableASPPHead, PSPHead, SegformerHead, ...): everything of the stock
+head is kept (its modules, losses, sampler, ``ignore_index``, ``align_corners``), only the final
+1x1 ``conv_seg`` becomes :class:`~ovdense.text.TextCosineClassifier`, configured by one key::
+
+    decode_head=dict(type='TextUPerHead', ...stock UPerHead args...,
+                     text_classifier=dict(vocabulary='ade20k_150', text_tower=dict(...)))
+
+A stock config adopts it by prefixing the head type with ``Text`` (the convenience types
+below) or, for any other head, with ``type='TextDecodeHead', base_type='PSAHead'``. Either way
+the head is the mixin over the stock class (:func:`text_decode_head` returns the convenience
+class for the heads that have one and makes ``Text<Head>`` for the others).
+
+``text_classifier.background='learned'`` (or ``'zero'``) adds an unlabeled/background column
+K: ground-truth pixels labelled K are trained against it (the ``ZeroLabelAsBackground``
+transform turns ADE-style label 0 into K instead of ignoring it). By default predictions drop
+the column (``predict`` returns ``num_classes`` channels like a stock head; benchmark metrics
+ignore unlabeled pixels anyway). ``predict_background=True`` keeps it: pixels whose best score
+is the background get id K, which mmseg's IoUMetric counts as "no class" and its visualizer
+leaves uncoloured (for open-vocabulary pictures, where most of an image may match no name).
+"""
+from typing import Dict, Optional, Type
+
+import torch
+from mmseg.models.decode_heads import (ASPPHead, DepthwiseSeparableASPPHead, FCNHead, PSPHead,
+                                       SegformerHead, UPerHead)
+from mmseg.models.decode_heads.decode_head import BaseDecodeHead
+
+from ...registry import register
+
+try:  # user errors: tools print one line and exit 2
+    from ...utils.cli import ConfigError
+except ImportError:  # pragma: no cover
+    ConfigError = ValueError
+from ...text import TextCosineClassifier, load_vocabulary
+
+_SET_BY_HEAD = ('in_features', 'out_features')
+
+
+class TextClassifierHeadMixin:
+    """Builds ``conv_seg`` from ``text_classifier`` (TextCosineClassifier settings).
+
+    Args:
+        text_classifier: ``TextCosineClassifier`` arguments except ``in_features`` /
+            ``out_features`` (the head's ``channels`` and ``num_classes``). Required.
+        num_classes: may be omitted: it is then the vocabulary size; when given it must equal
+            it (the label ids index the vocabulary).
+        check_labels: training raises a clear error when a ground-truth value is neither a
+            class id, the background id (with a background column) nor ``ignore_index``
+            (instead of CUDA's device-side assert or a silently wrong loss).
+        predict_background: keep the background column in predictions (id ``num_classes``);
+            needs ``text_classifier.background``. ``out_channels`` is then ``num_classes + 1``.
+    """
+
+    def __init__(self, *args, text_classifier: Optional[Dict] = None,
+                 check_labels: bool = True, predict_background: bool = False, **kwargs):
+        self._predict_background = False
+        name = type(self).__name__
+        if not isinstance(text_classifier, dict) or not text_classifier.get('vocabulary'):
+            raise ConfigError(f'{name} needs text_classifier=dict(vocabulary=..., '
+                              'text_tower=dict(model=...) or embeddings_file=...)')
+        spec = dict(text_classifier)
+        if spec.pop('type', 'TextCosineClassifier') != 'TextCosineClassifier':
+            raise ConfigError(f'{name}: text_classifier builds a TextCosineClassifier; '
+                              f'got type={text_classifier["type"]!r}')
+        for key in _SET_BY_HEAD:
+            if key in spec:
+                raise ConfigError(f'{name}: text_classifier.{key} is set by the head '
+                                  '(channels / num_classes); remove it from the config')
+        vocab = load_vocabulary(spec['vocabulary'])
+        spec['vocabulary'] = vocab
+        num_classes = kwargs.get('num_classes')
+        if num_classes is None:
+            kwargs['num_classes'] = num_classes = len(vocab)
+        elif num_classes != len(vocab):
+            raise ConfigError(
+                f'vocabulary size mismatch: {name} has num_classes={num_classes} but '
+                f'vocabulary {vocab.source!r} has {len(vocab)} classes; the label ids index '
+                f'the vocabulary, so set num_classes={len(vocab)} (or drop it)')
+        if kwargs.get('out_channels') not in (None, num_classes):
+            raise ConfigError(f'{name}: out_channels={kwargs["out_channels"]} is not supported '
+                              '(the text classifier scores every class: one output per class, '
+                              'softmax over them)')
+        super().__init__(*args, **kwargs)
+        in_features = getattr(self.conv_seg, 'in_channels', self.channels)
+        self.conv_seg = TextCosineClassifier(in_features=in_features, **spec)
+        if predict_background and self.conv_seg.background is None:
+            raise ConfigError(f'{name}: predict_background=True needs a background column: '
+                              "set text_classifier.background='learned' (or 'zero')")
+        self.check_labels = check_labels
+        self._predict_background = bool(predict_background)
+        # The stock Normal(std=0.01) override of conv_seg would also hit the projection and a
+        # trainable text tower; the classifier initialises itself.
+        self.init_cfg = _without_conv_seg_override(self.init_cfg)
+
+    # -- classes ---------------------------------------------------------------------------
+    @property
+    def out_channels(self) -> int:
+        """Channels of the predicted logits: ``num_classes`` (+1 with
+        ``predict_background``); follows ``num_classes`` when the vocabulary is swapped."""
+        return self.num_classes + int(self._predict_background)
+
+    @out_channels.setter
+    def out_channels(self, value: int) -> None:
+        pass  # derived from num_classes (BaseDecodeHead and set_model_vocabulary assign it)
+
+    @property
+    def text_classifier(self) -> TextCosineClassifier:
+        return self.conv_seg
+
+    @property
+    def background_index(self) -> Optional[int]:
+        """The ground-truth id trained as background/unlabeled (``num_classes``), or None."""
+        return self.conv_seg.num_classes if self.conv_seg.background is not None else None
+
+    # -- training --------------------------------------------------------------------------
+    def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples) -> dict:
+        if self.check_labels:
+            self._check_labels(self._stack_batch_gt(batch_data_samples))
+        return super().loss_by_feat(seg_logits, batch_data_samples)
+
+    def _check_labels(self, seg_label: torch.Tensor) -> None:
+        num_outputs = self.conv_seg.out_features
+        bad = (seg_label < 0) | (seg_label >= num_outputs)
+        if self.ignore_index is not None:
+            bad &= seg_label != self.ignore_index
+        if bool(bad.any()):
+            values = torch.unique(seg_label[bad]).tolist()
+            background = (f', background id {self.background_index}'
+                          if self.background_index is not None else '')
+            raise ConfigError(
+                f'{type(self).__name__}: ground-truth label values {values[:10]} are outside '
+                f'the vocabulary {self.conv_seg.vocabulary.source!r} ({self.conv_seg.num_classes}'
+                f' classes: ids 0..{self.conv_seg.num_classes - 1}{background}, ignore_index '
+                f'{self.ignore_index}); check the dataset\'s label convention '
+                '(reduce_zero_label, label_map, ignore value) against the vocabulary')
+
+    # -- prediction ------------------------------------------------------------------------
+    def predict_by_feat(self, seg_logits: torch.Tensor, batch_img_metas) -> torch.Tensor:
+        if self.conv_seg.background is not None and not self._predict_background:
+            seg_logits = seg_logits[:, :self.conv_seg.num_classes]
+        return super().predict_by_feat(seg_logits, batch_img_metas)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f', text_classifier_classes={self.conv_seg.num_classes}'
+
+
+def _without_conv_seg_override(init_cfg):
+    if init_cfg is None:
+        return None
+    cfgs = [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg)
+    kept = []
+    for cfg in cfgs:
+        override = cfg.get('override') if isinstance(cfg, dict) else None
+        overrides = override if isinstance(override, (list, tuple)) else [override]
+        rest = [o for o in overrides
+                if not (isinstance(o, dict) and o.get('name') == 'conv_seg')]
+        if override is None:
+            kept.append(cfg)
+        elif rest:
+            kept.append(dict(cfg, override=rest if len(rest) > 1 else rest[0]))
+    return kept or None
+
+
+# -- the convenience types (same construction as text_decode_head) -------------------------
+@register('MODELS', scopes=('mmseg',))
+class TextUPerHead(TextClassifierHeadMixin, UPerHead):
+    """``UPerHead`` (UperNet) + text cosine classifier."""
+
+
+@register('MODELS', scopes=('mmseg',))
+class TextFCNHead(TextClassifierHeadMixin, FCNHead):
+    """``FCNHead`` (FCN, and UperNet's auxiliary head) + text cosine classifier."""
+
+
+@register('MODELS', scopes=('mmseg',))
+class TextASPPHead(TextClassifierHeadMixin, ASPPHead):
+    """``ASPPHead`` (DeepLabV3) + text cosine classifier."""
+
+
+@register('MODELS', scopes=('mmseg',))
+class TextDepthwiseSeparableASPPHead(TextClassifierHeadMixin, DepthwiseSeparableASPPHead):
+    """``DepthwiseSeparableASPPHead`` (DeepLabV3+) + text cosine classifier."""
+
+
+@register('MODELS', scopes=('mmseg',))
+class TextPSPHead(TextClassifierHeadMixin, PSPHead):
+    """``PSPHead`` (PSPNet) + text cosine classifier."""
+
+
+@register('MODELS', scopes=('mmseg',))
+class TextSegformerHead(TextClassifierHeadMixin, SegformerHead):
+    """``SegformerHead`` (SegFormer's all-MLP decoder) + text cosine classifier."""
+
+
+_TEXT_HEADS: Dict[type, type] = {
+    UPerHead: TextUPerHead, FCNHead: TextFCNHead, ASPPHead: TextASPPHead,
+    DepthwiseSeparableASPPHead: TextDepthwiseSeparableASPPHead, PSPHead: TextPSPHead,
+    SegformerHead: TextSegformerHead}
+
+
+def text_decode_head(base: Type[BaseDecodeHead]) -> type:
+    """The ``Text*`` class of any mmseg decode head class (made once, then reused)."""
+    if not (isinstance(base, type) and issubclass(base, BaseDecodeHead)):
+        raise TypeError(f'{base!r} is not an mmseg decode head (a BaseDecodeHead subclass)')
+    if issubclass(base, TextClassifierHeadMixin):
+        return base
+    if base not in _TEXT_HEADS:
+        _TEXT_HEADS[base] = type(f'Text{base.__name__}', (TextClassifierHeadMixin, base), {
+            '__doc__': f'``{base.__name__}`` + text cosine classifier.',
+            '__module__': __name__})
+    return _TEXT_HEADS[base]
+
+
+@register('MODELS', scopes=('mmseg',))
+def TextDecodeHead(base_type: str, **kwargs):  # noqa: N802 - a type name in configs
+    """Any registered mmseg decode head with the text classifier:
+    ``dict(type='TextDecodeHead', base_type='PSAHead', text_classifier=..., **head_args)``."""
+    from mmseg.registry import MODELS
+    base = MODELS.get(base_type)
+    if base is None:
+        raise ConfigError(f'TextDecodeHead: {base_type!r} is not a registered mmseg model')
+    return text_decode_head(base)(**kwargs)

@@ -1,0 +1,391 @@
+"""Semantic segmentation: every shipped mmseg config trains one step and predicts at tiny
+size; the text classifier on stock decode heads; A-847 / PC-459 loading; end to end with
+tools/train.py, tools/test.py (IoUMetric, --vocab) and tools/demo.py on tiny demo data."""
+import glob
+import importlib.util
+import json
+import os
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import ovdense  # noqa: F401
+from ovdense.apis import set_model_vocabulary
+from ovdense.datasets.segmentation import (ADE20K847Dataset, LoadUInt16SegAnnotations,
+                                           PascalContext459Dataset, VocabSegDataset,
+                                           ZeroLabelAsBackground)
+from ovdense.models.segmentation import TextUPerHead, text_decode_head
+from ovdense.testing import tiny_text_tower_cfg
+from ovdense.testing.configs import REPO, shrink_config
+
+DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
+                       'upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py')
+VOCAB3 = 'red circle,blue star,green square'
+
+
+def _scope_of(path):
+    from mmengine.config import Config
+    return Config.fromfile(path).get('default_scope')
+
+
+def segmentation_configs():
+    paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
+    return sorted(p for p in paths if '/_base_/' not in p and _scope_of(p) == 'mmseg')
+
+
+def _build(cfg_model):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    return MODELS.build(cfg_model)
+
+
+def _seg_inputs(num_labels, batch=2, size=(64, 64), ignore_index=255, seed=0):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    gen = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for _ in range(batch):
+        inputs.append(torch.randint(0, 256, (3, *size), generator=gen, dtype=torch.uint8))
+        labels = torch.randint(0, num_labels, (1, *size), generator=gen)
+        labels[:, :4] = ignore_index
+        sample = SegDataSample(metainfo=dict(img_shape=size, ori_shape=size, pad_shape=size))
+        sample.gt_sem_seg = PixelData(data=labels)
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def _num_outputs(head_cfg):
+    return head_cfg['num_classes'] + (head_cfg['text_classifier'].get('background') is not None)
+
+
+# ----------------------------------------------------------------------------- configs
+@pytest.mark.parametrize('config', segmentation_configs(), ids=lambda p: osp.relpath(p, REPO))
+def test_config_trains_one_step_and_predicts(config, tmp_path):
+    cfg = shrink_config(config, str(tmp_path))
+    model = _build(cfg.model)
+    model.init_weights()
+    head = model.decode_head
+    assert type(head.conv_seg).__name__ == 'TextCosineClassifier'
+    assert type(model.auxiliary_head.conv_seg).__name__ == 'TextCosineClassifier'
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
+    model.train()
+    data = model.data_preprocessor(_seg_inputs(_num_outputs(cfg.model.decode_head)), True)
+    losses = model(**data, mode='loss')
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    optimizer.step()
+    model.eval()
+    with torch.no_grad():
+        results = model(**model.data_preprocessor(_seg_inputs(head.num_classes, 1), False),
+                        mode='predict')
+    pred = results[0].pred_sem_seg.data
+    assert pred.shape == (1, 64, 64) and int(pred.max()) < head.out_channels
+    assert results[0].seg_logits.data.shape[0] == head.out_channels == model.out_channels
+
+
+# ----------------------------------------------------------------------------- mechanism
+STOCK_HEADS = {
+    'FCNHead': dict(in_channels=8, in_index=0, channels=16, num_convs=1),
+    'UPerHead': dict(in_channels=[8, 16, 32, 64], in_index=[0, 1, 2, 3], channels=16,
+                     pool_scales=(1, 2)),
+    'ASPPHead': dict(in_channels=64, in_index=3, channels=16, dilations=(1, 2)),
+    'SegformerHead': dict(in_channels=[8, 16, 32, 64], in_index=[0, 1, 2, 3], channels=16),
+    'PSPHead': dict(in_channels=64, in_index=3, channels=16, pool_scales=(1, 2)),
+}
+
+
+def _features(batch=2, size=16):
+    return [torch.randn(batch, c, size // 2 ** i, size // 2 ** i)
+            for i, c in enumerate([8, 16, 32, 64])]
+
+
+@pytest.mark.parametrize('stock', sorted(STOCK_HEADS))
+def test_text_classifier_on_stock_head_follows_class_embeddings(stock, tmp_path):
+    args = dict(STOCK_HEADS[stock], num_classes=3,
+                norm_cfg=dict(type='BN', requires_grad=True))
+    text = dict(vocabulary=VOCAB3, text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    head_type = (dict(type=f'Text{stock}') if stock != 'PSPHead'
+                 else dict(type='TextDecodeHead', base_type='PSPHead'))  # the generic route
+    head = _build(dict(args, **head_type, text_classifier=text))
+    head.init_weights()
+    reference = _build(dict(args, type=stock))
+    assert type(head).__name__ == f'Text{stock}' and isinstance(head, type(reference))
+    assert [n for n, _ in head.named_parameters() if not n.startswith('conv_seg.')] == [
+        n for n, _ in reference.named_parameters() if not n.startswith('conv_seg.')]
+    head.eval()
+
+    # Pixel features are one-hot class codes and the projection maps code k onto class k's
+    # text embedding: every pixel's argmax must then be the class whose embedding it equals.
+    classifier = head.conv_seg
+    embeddings = classifier.class_embeddings()  # (3, D), unit norm
+    with torch.no_grad():
+        classifier.projection.weight.zero_()
+        classifier.projection.weight[:, :3] = embeddings.t()
+    target = {}
+
+    def one_hot_codes(module, args_):
+        b, _, h, w = args_[0].shape
+        labels = torch.randint(0, 3, (b, h, w), generator=torch.Generator().manual_seed(1))
+        target['labels'] = labels
+        codes = torch.zeros_like(args_[0])
+        codes.scatter_(1, labels[:, None], 1.0)
+        return (codes,)
+
+    classifier.register_forward_pre_hook(one_hot_codes)
+    with torch.no_grad():
+        logits = head(_features())
+    assert logits.shape[:2] == (2, 3) and logits.dim() == 4
+    assert torch.equal(logits.argmax(1), target['labels'])
+    assert torch.allclose(logits.amax(1), torch.full_like(logits.amax(1), 20.0), atol=1e-3)
+
+
+def test_background_column_trains_and_is_optional_in_predictions(tmp_path):
+    text = dict(vocabulary=VOCAB3, text_tower=tiny_text_tower_cfg(str(tmp_path)),
+                background='learned')
+    args = dict(type='TextFCNHead', in_channels=8, channels=16, num_convs=1,
+                text_classifier=text)
+    head = _build(args)  # num_classes comes from the vocabulary
+    assert head.num_classes == 3 and head.out_channels == 3 and head.background_index == 3
+    logits = head([torch.randn(2, 8, 8, 8)])
+    assert logits.shape == (2, 4, 8, 8)
+    data = _seg_inputs(4, size=(8, 8))  # labels 0..3, 3 = background
+    losses = head.loss_by_feat(logits, data['data_samples'])
+    losses['loss_ce'].backward()
+    assert head.conv_seg.background_embedding.grad.abs().sum() > 0
+    metas = [dict(img_shape=(8, 8), pad_shape=(8, 8))]
+    assert head.predict_by_feat(logits[:1], metas).shape[1] == 3
+    keep = _build(dict(args, predict_background=True))
+    assert keep.out_channels == 4 and keep.predict_by_feat(logits[:1], metas).shape[1] == 4
+    with pytest.raises(ValueError, match='needs a background column'):
+        _build(dict(args, predict_background=True,
+                    text_classifier=dict(text, background=None)))
+
+
+def test_zero_label_as_background_and_reduce_zero_label():
+    seg = np.array([[0, 1, 2], [30, 255, 0]], np.uint8)
+    out = ZeroLabelAsBackground(background_index=30)(
+        dict(gt_seg_map=seg, reduce_zero_label=False))['gt_seg_map']
+    assert out.tolist() == [[30, 0, 1], [29, 255, 30]] and out.dtype == np.uint8
+    with pytest.raises(ValueError, match='reduce_zero_label=False'):
+        ZeroLabelAsBackground(background_index=30)(dict(gt_seg_map=seg, reduce_zero_label=True))
+
+
+def test_text_decode_head_for_any_head_and_bad_input(tmp_path):
+    from mmseg.models.decode_heads import FCNHead, PSAHead
+    assert text_decode_head(FCNHead).__name__ == 'TextFCNHead'
+    assert text_decode_head(PSAHead) is text_decode_head(PSAHead)
+    assert text_decode_head(TextUPerHead) is TextUPerHead
+    with pytest.raises(TypeError, match='not an mmseg decode head'):
+        text_decode_head(torch.nn.Conv2d)
+    text = dict(vocabulary=VOCAB3, text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    fcn = dict(type='TextFCNHead', in_channels=8, channels=16, num_convs=1)
+    with pytest.raises(ValueError, match='vocabulary size mismatch.*num_classes=150.*3 classes'):
+        _build(dict(fcn, num_classes=150, text_classifier=text))
+    with pytest.raises(ValueError, match='needs text_classifier'):
+        _build(dict(fcn, num_classes=3))
+    with pytest.raises(ValueError, match='out_channels=1 is not supported'):
+        _build(dict(fcn, num_classes=3, out_channels=1, text_classifier=text))
+    head = _build(dict(fcn, text_classifier=text))
+    logits = head([torch.randn(2, 8, 8, 8)])
+    samples = _with_label(_seg_inputs(3, size=(8, 8))['data_samples'], 7)
+    with pytest.raises(ValueError, match=r'label values \[7\] are outside the vocabulary'):
+        head.loss_by_feat(logits, samples)
+
+
+def _with_label(samples, value):
+    samples[0].gt_sem_seg.data[0, 5, 5] = value
+    return samples
+
+
+def test_vocabulary_swap_on_segmentor(tmp_path):
+    cfg = shrink_config(DEMO_CONFIG, str(tmp_path), vocabulary=','.join(f'c{i}' for i in range(30)))
+    model = _build(cfg.model).eval()
+    weights = {k: v.clone() for k, v in model.state_dict().items()}
+    vocab = set_model_vocabulary(model, 'red star,blue heart,green moon,wheel,kite')
+    assert len(vocab) == 5
+    assert model.decode_head.num_classes == model.num_classes == 5
+    assert model.decode_head.out_channels == 6  # predict_background keeps the background id
+    assert model.out_channels == 6  # the segmentor's own copy (sliding-window inference)
+    model.test_cfg.update(mode='slide', crop_size=(48, 48), stride=(32, 32))
+    with torch.no_grad():
+        results = model(**model.data_preprocessor(_seg_inputs(5, 1), False), mode='predict')
+    assert results[0].seg_logits.data.shape[0] == 6 and int(results[0].pred_sem_seg.data.max()) <= 5
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
+
+
+# ----------------------------------------------------------------------------- datasets
+def _write_pair(root, split_img, split_ann, stem, labels, ext):
+    os.makedirs(osp.join(root, split_img), exist_ok=True)
+    os.makedirs(osp.join(root, split_ann), exist_ok=True)
+    Image.fromarray(np.zeros(labels.shape + (3,), np.uint8)).save(
+        osp.join(root, split_img, stem + '.jpg'))
+    Image.fromarray(labels).save(osp.join(root, split_ann, stem + ext))
+
+
+def test_ade20k_847_and_pascal_context_459_keep_16_bit_labels(tmp_path):
+    labels = np.array([[0, 300, 846], [65535, 255, 12]], np.uint16)
+    root = str(tmp_path / 'ADE20K_2021_17_01')
+    _write_pair(root, 'images_detectron2/validation', 'annotations_detectron2/validation',
+                'ADE_val_00000001', labels, '.tif')
+    pipeline = [dict(type='LoadUInt16SegAnnotations')]
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmseg')
+    ade = ADE20K847Dataset(data_root=root, pipeline=pipeline, data_prefix=dict(
+        img_path='images_detectron2/validation',
+        seg_map_path='annotations_detectron2/validation'))
+    assert len(ade.metainfo['classes']) == 847 and ade.metainfo['classes'][1] == \
+        'building, edifice'
+    gt = ade[0]['gt_seg_map']
+    assert gt.dtype == np.uint16 and gt.tolist() == labels.tolist()  # 255 is a class here
+    remapped = LoadUInt16SegAnnotations(ignore_index=1000)(dict(
+        seg_map_path=ade.get_data_info(0)['seg_map_path'], reduce_zero_label=False,
+        seg_fields=[]))['gt_seg_map']
+    assert remapped[1, 0] == 1000 and remapped[0, 1] == 300
+    pc_root = str(tmp_path / 'pcontext_full')
+    _write_pair(pc_root, 'val/image', 'val/label', '2008_000002',
+                np.array([[458, 65535]], np.uint16), '.tif')
+    pc = PascalContext459Dataset(data_root=pc_root, pipeline=pipeline,
+                                 data_prefix=dict(img_path='val/image', seg_map_path='val/label'))
+    assert len(pc.metainfo['classes']) == 459 and pc[0]['gt_seg_map'].tolist() == [[458, 65535]]
+    subset = PascalContext459Dataset(data_root=pc_root, pipeline=pipeline, data_prefix=dict(
+        img_path='val/image', seg_map_path='val/label'), metainfo=dict(classes=('wool',)))
+    assert subset[0]['gt_seg_map'].tolist() == [[0, 65535]]  # removed classes -> ignore
+
+
+def test_vocab_seg_dataset_takes_classes_from_a_vocabulary(tmp_path):
+    root = str(tmp_path / 'seg')
+    _write_pair(root, 'img', 'ann', 'a', np.array([[0, 1]], np.uint8), '.png')
+    vocab = tmp_path / 'v.txt'
+    vocab.write_text('red circle\nblue star\n')
+    ds = VocabSegDataset(vocabulary=str(vocab), data_root=root,
+                         data_prefix=dict(img_path='img', seg_map_path='ann'), pipeline=[])
+    assert ds.metainfo['classes'] == ('red circle', 'blue star') and len(ds) == 1
+    with pytest.raises(ValueError, match='differ from vocabulary'):
+        VocabSegDataset(vocabulary=str(vocab), data_root=root, metainfo=dict(classes=('x',)),
+                        data_prefix=dict(img_path='img', seg_map_path='ann'), pipeline=[])
+
+
+# ----------------------------------------------------------------------------- end to end
+def _tool(name):
+    spec = importlib.util.spec_from_file_location(f'ovdense_tool_{name}',
+                                                  osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope='module')
+def demo_run(tmp_path_factory):
+    """Tiny demo data under <tmp>/data/ovdense_demo (the config's relative data_root) and a
+    3-iteration training run."""
+    from ovdense.datasets.demo_data import make_demo_data
+    from ovdense.datasets.demo_text import prepare_demo_text_tower
+    root = tmp_path_factory.mktemp('seg_e2e')
+    paths = make_demo_data(str(root / 'data' / 'ovdense_demo'), seed=0, sizes=dict(
+        det_train=1, det_val=1, seg_train=6, seg_val=3, video_train_per_class=1,
+        video_val_per_class=1))
+    prepare_demo_text_tower(paths['root'])
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        options = ['train_cfg.max_iters=3', 'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
+                   'param_scheduler.1.end=3', 'default_hooks.checkpoint.interval=3',
+                   'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
+                   'train_dataloader.persistent_workers=False',
+                   'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']
+        assert _tool('train').main([DEMO_CONFIG, '--work-dir', 'work', '--cfg-options',
+                                    *options[:8]]) == 0
+    finally:
+        os.chdir(cwd)
+    return dict(root=root, paths=paths, checkpoint=str(root / 'work' / 'iter_3.pth'),
+                test_options=options[8:])
+
+
+def _test(demo_run, *args):
+    from mmseg.visualization import SegLocalVisualizer
+    # In one process, mmengine reuses the visualizer named 'visualizer' of an earlier runner
+    # (with that runner's save_dir); a fresh command line process never has one.
+    SegLocalVisualizer._instance_dict.pop('visualizer', None)
+    cwd = os.getcwd()
+    os.chdir(demo_run['root'])
+    try:
+        return _tool('test').main([DEMO_CONFIG, demo_run['checkpoint'], *args])
+    finally:
+        os.chdir(cwd)
+
+
+def _metrics(work_dir):
+    found = {}
+    for path in glob.glob(osp.join(work_dir, '*', '*.json')):
+        with open(path) as f:
+            for line in f:
+                found.update(json.loads(line))
+    return found
+
+
+def test_end_to_end_train_test_and_other_vocabulary(demo_run):
+    root = demo_run['root']
+    assert osp.isfile(demo_run['checkpoint'])
+    options = ['--cfg-options', *demo_run['test_options']]
+    assert _test(demo_run, '--work-dir', 'test_own', *options) == 0
+    metrics = _metrics(str(root / 'test_own'))
+    assert 0.0 <= metrics['mIoU'] <= 100.0 and 'aAcc' in metrics
+
+    # the same classes given as another spec (a comma list): evaluation still runs
+    names = ','.join(json.load(open(demo_run['paths']['vocab_seg']))['classes'][i]['name']
+                     for i in range(30))
+    assert _test(demo_run, '--work-dir', 'test_same', '--vocab', names, *options) == 0
+    assert 'mIoU' in _metrics(str(root / 'test_same'))
+
+    # other names: pictures only (--show-dir), predictions over the new vocabulary
+    show = root / 'pictures'
+    assert _test(demo_run, '--work-dir', 'test_other', '--show-dir', str(show), '--vocab',
+                 'red star,blue cross,green circle,yellow square', *options) == 0
+    drawn = glob.glob(str(show / '**' / '*.png'), recursive=True)
+    assert len(drawn) == 3
+    assert Image.open(drawn[0]).size == (160, 160)  # prediction only: the gt ids are not ours
+
+    # one image from the command line with a custom vocabulary: overlay + legend
+    image = glob.glob(osp.join(demo_run['paths']['ade_root'], 'images', 'validation', '*.jpg'))[0]
+    out_dir = root / 'overlays'
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert _tool('demo').main([image, DEMO_CONFIG, demo_run['checkpoint'], '--vocab',
+                                   'red star,blue cross,green circle',
+                                   '--out-dir', str(out_dir)]) == 0
+    finally:
+        os.chdir(cwd)
+    drawing = np.asarray(Image.open(glob.glob(str(out_dir / '*.png'))[0]))
+    assert drawing.shape[0] >= 160 and drawing.shape[1] > 160  # image + legend panel
+
+
+def test_end_to_end_bad_input(demo_run):
+    options = ['--cfg-options', *demo_run['test_options']]
+    # --vocab of another size (names differ) cannot be evaluated against the dataset
+    with pytest.raises(ValueError, match='differs from the classes'):
+        _test(demo_run, '--work-dir', 'bad_vocab', '--vocab', 'a,b,c', *options)
+    # a config whose vocabulary size differs from the dataset's classes
+    with pytest.raises(ValueError, match='vocabulary size mismatch.*5 classes.*30 classes'):
+        _test(demo_run, '--work-dir', 'bad_size', *options,
+              'model.decode_head.text_classifier.vocabulary=[a,b,c,d,e]',
+              'model.decode_head.num_classes=5',
+              'model.auxiliary_head.text_classifier.vocabulary=[a,b,c,d,e]',
+              'model.auxiliary_head.num_classes=5')
+    # label values outside the vocabulary in a ground-truth map
+    ann_dir = osp.join(demo_run['paths']['ade_root'], 'annotations', 'validation')
+    first = sorted(glob.glob(osp.join(ann_dir, '*.png')))[0]
+    original = Image.open(first).copy()
+    try:
+        broken = np.asarray(original).copy()
+        broken[:4, :4] = 200  # -> 199 after reduce_zero_label; only 30 classes
+        Image.fromarray(broken).save(first)
+        with pytest.raises(ValueError, match=r'values \[199\] are outside the 30 classes'):
+            _test(demo_run, '--work-dir', 'bad_labels', *options)
+    finally:
+        original.save(first)
