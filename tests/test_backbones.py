@@ -277,7 +277,7 @@ def test_registered_in_mmdet_and_mmseg():
     assert DET.get('ICARSwin') is ICARSwin and SEG.get('ICARSwin') is ICARSwin
     assert DET.get('OpenCLIPVisionBackbone') is OpenCLIPVisionBackbone
     assert SEG.get('OpenCLIPVisionBackbone') is OpenCLIPVisionBackbone
-    built = DET.build(dict(type='ICARSwin', arch=dict(TINY), out_indices=(3,)))
+    built = DET.build(dict(type='ICARSwin', _scope_='mmdet', arch=dict(TINY), out_indices=(3,)))
     assert isinstance(built, ICARSwin)
 
 

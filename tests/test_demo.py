@@ -14,7 +14,7 @@ from run_demo import data_options  # noqa: E402
 
 SIZES = {'det_train': 24, 'det_val': 8, 'seg_train': 4, 'seg_val': 2,
          'video_train_per_class': 1, 'video_val_per_class': 1}
-DEMO_CONFIG_NAME = 'mask-rcnn_icar-swin-nano_fpn_2k_ovdense-demo-lvis.py'
+DEMO_CONFIG_NAME = 'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py'
 KEYS = [f'lvis/{kind}_AP{suffix}' for kind in ('bbox', 'segm') for suffix in ('', 'r', 'c', 'f')]
 
 

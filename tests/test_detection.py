@@ -156,7 +156,7 @@ def test_ov_lvis_loader_bad_input(tmp_path):
 
 def test_vocabulary_swap_changes_outputs_without_retraining(tmp_path):
     config = osp.join(REPO, 'configs', 'demo',
-                      'mask-rcnn_icar-swin-nano_fpn_2k_ovdense-demo-lvis.py')
+                      'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
     cfg = shrink_config(config, str(tmp_path), vocabulary=','.join(f'c{i}' for i in range(30)))
     model = _build(cfg).eval()
     weights = {k: v.clone() for k, v in model.state_dict().items()}
@@ -174,7 +174,7 @@ def test_vocabulary_swap_changes_outputs_without_retraining(tmp_path):
 
 def test_vocabulary_swap_refuses_class_specific_parts(tmp_path):
     config = osp.join(REPO, 'configs', 'demo',
-                      'mask-rcnn_icar-swin-nano_fpn_2k_ovdense-demo-lvis.py')
+                      'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
     cfg = shrink_config(config, str(tmp_path), vocabulary=','.join(f'c{i}' for i in range(30)))
     cfg.model.roi_head.mask_head.class_agnostic = False
     model = _build(cfg)

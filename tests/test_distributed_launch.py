@@ -9,15 +9,14 @@ import pytest
 from ovdense.testing.configs import REPO
 
 sys.path.insert(0, os.path.join(REPO, 'tools'))
-from run_demo import DEMO_CONFIG, data_options, prepare_data  # noqa: E402
+from run_demo import DEMO_CONFIG, data_options, prepare_data, schedule_options  # noqa: E402
 
 SIZES = {'det_train': 8, 'det_val': 2, 'seg_train': 2, 'seg_val': 1,
          'video_train_per_class': 1, 'video_val_per_class': 1}
 
 
 def torchrun_train(work_dir, data_root, max_iters, *extra):
-    options = data_options(data_root) + [
-        f'train_cfg.max_iters={max_iters}', f'param_scheduler.1.end={max_iters}',
+    options = data_options(data_root) + schedule_options(max_iters) + [
         'default_hooks.checkpoint.interval=2', 'train_dataloader.batch_size=2',
         'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False']
     command = [sys.executable, '-m', 'torch.distributed.run', '--nproc_per_node', '2',

@@ -162,3 +162,16 @@ def test_learnable_scale_is_clamped(tmp_path):
     with torch.no_grad():
         head.log_scale.fill_(10.0)
     assert float(head.scale) == 15.0
+
+
+def test_cache_key_is_the_same_before_and_after_the_tower_is_built(tmp_path):
+    from ovdense.text import towers
+    from ovdense.text.embeddings import EmbeddingCache, FrozenTextEmbedder
+    config = tiny_text_tower_cfg(str(tmp_path))
+    checkpoint = str(tmp_path / 'tower.pt')
+    torch.save(towers.TextTower(**config).encoder.state_dict(), checkpoint)
+    embedder = FrozenTextEmbedder(dict(config, checkpoint=checkpoint),
+                                  EmbeddingCache(str(tmp_path / 'c')))
+    before = embedder.fingerprint()
+    embedder.tower  # noqa: B018  build it, as a cache miss does
+    assert embedder.fingerprint() == before

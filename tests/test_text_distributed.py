@@ -63,6 +63,6 @@ def test_sharded_encoding_matches_single_process(tmp_path):
         # each rank's loss sees every row, so summed rank grads are world x the single grad
         torch.testing.assert_close(sum(per_rank) / world, grad, atol=1e-5, rtol=1e-4)
     # every rank's slice carries gradient (rank 1 owns classes 4..6)
-    assert all(float(r['grads']['token_embedding.weight'].abs().sum()) > 0 for r in results)
-    assert not torch.equal(results[0]['grads']['token_embedding.weight'],
-                           results[1]['grads']['token_embedding.weight'])
+    assert all(float(r['grads']['encoder.token_embedding.weight'].abs().sum()) > 0 for r in results)
+    assert not torch.equal(results[0]['grads']['encoder.token_embedding.weight'],
+                           results[1]['grads']['encoder.token_embedding.weight'])

@@ -6,7 +6,7 @@ import pytest
 
 from ovdense.testing.configs import REPO
 
-DEMO = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_2k_ovdense-demo-lvis.py'
+DEMO = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py'
 
 
 def run(*args):

@@ -16,8 +16,8 @@ import sys
 import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-DEMO_CONFIG = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_2k_ovdense-demo-lvis.py'
-CONTROL_CONFIG = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_2k_ovdense-demo-lvis_random-emb.py'
+DEMO_CONFIG = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py'
+CONTROL_CONFIG = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis_random-emb.py'
 CUSTOM_VOCAB = 'red_star,blue_cross,green_circle,yellow_square'
 METRIC_ROWS = (('bbox', 'lvis/bbox_AP'), ('segm', 'lvis/segm_AP'))
 
@@ -73,12 +73,16 @@ def data_options(data_root: str) -> list:
     return options
 
 
+def schedule_options(max_iters: int) -> list:
+    """--cfg-options for a shorter run: warm-up, cosine decay and checkpoint follow."""
+    warmup = max(1, min(50, max_iters // 4))
+    return [f'train_cfg.max_iters={max_iters}', f'param_scheduler.0.end={warmup}',
+            f'param_scheduler.1.begin={warmup}', f'param_scheduler.1.end={max_iters}',
+            f'default_hooks.checkpoint.interval={max_iters}']
+
+
 def train_and_test(config: str, work_dir: str, data_root: str, max_iters) -> dict:
-    options = data_options(data_root)
-    if max_iters:
-        options += [f'train_cfg.max_iters={max_iters}',
-                    f'param_scheduler.1.end={max_iters}',
-                    f'default_hooks.checkpoint.interval={max_iters}']
+    options = data_options(data_root) + (schedule_options(max_iters) if max_iters else [])
     run_tool('train.py', config, '--work-dir', work_dir, '--cfg-options', *options)
     checkpoint = osp.join(work_dir, 'iter_{}.pth'.format(max_iters or _config_iters(config)))
     test_dir = osp.join(work_dir, 'test')

@@ -226,16 +226,20 @@ class TextCosineClassifier(BaseModule):
         """(N, C) -> (N, K[+1]) or (B, C, H, W) -> (B, K[+1], H, W)."""
         dense = features.dim() == 4
         x = features.permute(0, 2, 3, 1) if dense else features
-        x = F.normalize(self.projection(x), dim=-1)
-        weights = self.class_embeddings(x.device).to(x.dtype)
-        if self.background == 'learned':
-            weights = torch.cat([weights, F.normalize(self.background_embedding, dim=0)[None]])
-        logits = self.scale * (x @ weights.t())
+        # Scaling the features (N x D) rather than the logits (N x K) saves a pass over N x K.
+        x = F.normalize(self.projection(x), dim=-1) * self.scale
+        logits = x @ self.class_embeddings(x.device).to(x.dtype).t()
         if self.logit_bias is not None:
             logits = logits + self.logit_bias
-        if self.background == 'zero':
-            logits = torch.cat([logits, logits.new_zeros(logits.shape[:-1] + (1,))], dim=-1)
+        if self.background is not None:
+            logits = torch.cat([logits, self._background_logit(x)], dim=-1)
         return logits.permute(0, 3, 1, 2) if dense else logits
+
+    def _background_logit(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., 1); computed apart so the class weights are never concatenated per call."""
+        if self.background == 'zero':
+            return x.new_zeros(x.shape[:-1] + (1,))
+        return x @ F.normalize(self.background_embedding, dim=0).to(x.dtype)[:, None]
 
     def extra_repr(self) -> str:
         return (f'in_features={self.in_features}, classes={self.num_classes}, '

@@ -164,9 +164,11 @@ class FrozenTextEmbedder:
         return self._tower is not None
 
     def fingerprint(self) -> str:
+        """The same key whether or not the tower is built (a frozen tower loaded from a file
+        is identified by the file), so every process finds what another one cached."""
         from .towers import checkpoint_fingerprint
         cfg = self.tower_cfg
-        if cfg.get('checkpoint') and self._tower is None:
+        if cfg.get('checkpoint'):
             return checkpoint_fingerprint(cfg['model'], cfg['checkpoint'], cfg.get('hf_dir'),
                                           cfg.get('context_length'))
         return self.tower.fingerprint()

@@ -5,7 +5,7 @@ import os
 import pickle
 import tempfile
 import zipfile
-from typing import Iterator, Optional
+from typing import Dict, Iterator, Optional, Tuple
 
 import torch
 
@@ -71,7 +71,23 @@ def atomic_write(path: str, mode: str = 'wb') -> Iterator:
         raise
 
 
+_FILE_HASHES: Dict[Tuple[str, int, int], str] = {}
+
+
 def sha256_of_file(path: str, chunk: int = 1 << 20, limit: Optional[int] = None) -> str:
+    """Hex digest of a file; remembered per (path, size, mtime) so a large checkpoint is
+    hashed once per process."""
+    stat = os.stat(path)
+    key = (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    if limit is None and key in _FILE_HASHES:
+        return _FILE_HASHES[key]
+    digest = _hash_file(path, chunk, limit)
+    if limit is None:
+        _FILE_HASHES[key] = digest
+    return digest
+
+
+def _hash_file(path: str, chunk: int, limit: Optional[int]) -> str:
     digest = hashlib.sha256()
     read = 0
     with open(path, 'rb') as f:
