@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 ENV_STAMP := $(VENV)/.ovdense-env-ok
 PYTEST_ARGS ?=
 
-.PHONY: env test demo bench clean-env
+.PHONY: env test demo demo-control bench clean-env
 
 env: $(ENV_STAMP)
 
@@ -18,6 +18,9 @@ test: env
 
 demo: env
 	$(PY) tools/run_demo.py
+
+demo-control: env
+	$(PY) tools/run_demo.py --control
 
 bench: env
 	$(PY) tools/benchmark.py

@@ -38,6 +38,16 @@ class OpenVocabularyHook(Hook):
         self.embeddings_file = embeddings_file
         self.evaluate = evaluate
 
+    _visual_only = False
+
+    def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
+        """Visual output only: the ground truth speaks the dataset's classes, not this
+        vocabulary, so it is not drawn (this hook runs before the visualization hook)."""
+        if self._visual_only:
+            for sample in outputs or ():
+                for key in [k for k in sample.keys() if k.startswith('gt_')]:
+                    delattr(sample, key)
+
     def before_test(self, runner) -> None:
         self._apply(runner, runner.test_loop)
 
@@ -55,6 +65,7 @@ class OpenVocabularyHook(Hook):
                     f'({len(dataset_classes)} classes): metrics need the dataset\'s own class '
                     'list in its order. For pictures only, run with --show-dir (no metrics).')
             loop.evaluator.metrics = []
+            self._visual_only = True
             print_log(f'vocabulary differs from the dataset classes: metrics skipped, '
                       f'predictions use {len(vocab)} classes', logger='current')
         meta = dict(runner.visualizer.dataset_meta or {})
