@@ -247,6 +247,26 @@ class TextCosineClassifier(BaseModule):
                 f'train_text_tower={self.train_text_tower}')
 
 
+def text_classifier_spec(text_classifier, owner: str, set_by_head) -> Dict:
+    """Check a host head's ``text_classifier=dict(...)`` and return a copy without ``type``.
+
+    ``set_by_head`` lists the keys the head fills in itself (feature channels, class count).
+    """
+    from ..utils.cli import ConfigError
+    if not isinstance(text_classifier, dict) or not text_classifier.get('vocabulary'):
+        raise ConfigError(f'{owner} needs text_classifier=dict(vocabulary=..., '
+                          'text_tower=dict(model=...) or embeddings_file=...)')
+    spec = dict(text_classifier)
+    if spec.pop('type', 'TextCosineClassifier') != 'TextCosineClassifier':
+        raise ConfigError(f'{owner}: text_classifier builds a TextCosineClassifier; '
+                          f'got type={text_classifier["type"]!r}')
+    for key in set_by_head:
+        if key in spec:
+            raise ConfigError(f'{owner}: text_classifier.{key} is set by the head; remove it '
+                              'from the config')
+    return spec
+
+
 def random_class_embeddings(vocabulary: Vocabulary, dim: int) -> torch.Tensor:
     """Fixed random unit vectors seeded by each class name (the no-text control)."""
     rows = []

@@ -26,6 +26,7 @@ from mmengine.logging import MMLogger
 from ... import checkpoints as ckpt_lib
 from ...registry import register
 from ...text import TextCosineClassifier, Vocabulary, load_vocabulary
+from ...text.classifier import text_classifier_spec
 from ...utils.cli import ConfigError
 from ...utils.io import OvdenseFileError
 from .classes import select_classes
@@ -93,17 +94,7 @@ class TextI3DHead(I3DHead):
     @staticmethod
     def _classifier_spec(text_classifier, projection_checkpoint) -> Dict:
         name = 'TextI3DHead'
-        if not isinstance(text_classifier, dict) or not text_classifier.get('vocabulary'):
-            raise ConfigError(f'{name} needs text_classifier=dict(vocabulary=..., '
-                              'text_tower=dict(model=...) or embeddings_file=...)')
-        spec = dict(text_classifier)
-        if spec.pop('type', 'TextCosineClassifier') != 'TextCosineClassifier':
-            raise ConfigError(f'{name}: text_classifier builds a TextCosineClassifier; '
-                              f'got type={text_classifier["type"]!r}')
-        for key in _SET_BY_HEAD:
-            if key in spec:
-                raise ConfigError(f'{name}: text_classifier.{key} is set by the head '
-                                  '(in_channels / num_classes); remove it from the config')
+        spec = text_classifier_spec(text_classifier, name, _SET_BY_HEAD)
         if projection_checkpoint is not None:
             if spec.get('projection', 'auto') is False:
                 raise ConfigError(f'{name}: projection_checkpoint needs the classifier\'s '

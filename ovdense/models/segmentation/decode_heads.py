@@ -36,6 +36,7 @@ try:  # user errors: tools print one line and exit 2
 except ImportError:  # pragma: no cover
     ConfigError = ValueError
 from ...text import TextCosineClassifier, load_vocabulary
+from ...text.classifier import text_classifier_spec
 
 _SET_BY_HEAD = ('in_features', 'out_features')
 
@@ -59,17 +60,7 @@ class TextClassifierHeadMixin:
                  check_labels: bool = True, predict_background: bool = False, **kwargs):
         self._predict_background = False
         name = type(self).__name__
-        if not isinstance(text_classifier, dict) or not text_classifier.get('vocabulary'):
-            raise ConfigError(f'{name} needs text_classifier=dict(vocabulary=..., '
-                              'text_tower=dict(model=...) or embeddings_file=...)')
-        spec = dict(text_classifier)
-        if spec.pop('type', 'TextCosineClassifier') != 'TextCosineClassifier':
-            raise ConfigError(f'{name}: text_classifier builds a TextCosineClassifier; '
-                              f'got type={text_classifier["type"]!r}')
-        for key in _SET_BY_HEAD:
-            if key in spec:
-                raise ConfigError(f'{name}: text_classifier.{key} is set by the head '
-                                  '(channels / num_classes); remove it from the config')
+        spec = text_classifier_spec(text_classifier, name, _SET_BY_HEAD)
         vocab = load_vocabulary(spec['vocabulary'])
         spec['vocabulary'] = vocab
         num_classes = kwargs.get('num_classes')
