@@ -131,8 +131,25 @@ def _arch_from(arch, converted: Optional[dict]) -> dict:
     return dict(ARCH_SETTINGS[key])
 
 
+class TextProjectionFreezeMixin:
+    """For Swin backbones (2D and 3D) that carry an image->text projection: freeze it with
+    the frozen stages when asked, and keep ``train()`` returning the module."""
+
+    def train(self, mode: bool = True):
+        super().train(mode)  # mmdet's and mmaction2's re-freeze stages but return None
+        return self
+
+    def _freeze_stages(self):
+        super()._freeze_stages()
+        projection = getattr(self, 'text_projection', None)
+        if projection is not None and getattr(self, 'freeze_text_projection', False):
+            projection.eval()
+            for param in projection.parameters():
+                param.requires_grad = False
+
+
 @register('MODELS', scopes=('mmdet', 'mmseg'))
-class ICARSwin(SwinTransformer):
+class ICARSwin(TextProjectionFreezeMixin, SwinTransformer):
     """The iCAR image tower (Swin) as a multi-scale backbone, with its image->text projection.
 
     A subclass of mmdet's ``SwinTransformer``: every argument of it (``out_indices``,
@@ -227,18 +244,6 @@ class ICARSwin(SwinTransformer):
         model = cls(arch=arch, checkpoint=checkpoint, **kwargs)
         model.init_weights()
         return model
-
-    def train(self, mode: bool = True):
-        super().train(mode)  # mmdet's re-freezes the frozen stages but returns None
-        return self
-
-    def _freeze_stages(self):
-        super()._freeze_stages()
-        projection = getattr(self, 'text_projection', None)
-        if projection is not None and getattr(self, 'freeze_text_projection', False):
-            projection.eval()
-            for param in projection.parameters():
-                param.requires_grad = False
 
     # ------------------------------------------------------------------ weights
     def _init_from_scratch(self):

@@ -29,7 +29,7 @@ from mmengine.logging import MMLogger
 from ... import checkpoints as ckpt_lib
 from ...compat import import_mmaction
 from ...registry import register
-from .icar_swin import resolve_checkpoint_arg
+from .icar_swin import TextProjectionFreezeMixin, resolve_checkpoint_arg
 
 INFLATE_MODES = ('center', 'average')
 
@@ -70,7 +70,7 @@ if _mmaction is not None:
     from mmaction.models.backbones.swin import SwinTransformer3D
 
     @register('MODELS', scopes=('mmaction',))
-    class ICARSwin3D(SwinTransformer3D):
+    class ICARSwin3D(TextProjectionFreezeMixin, SwinTransformer3D):
         """MMAction2's ``SwinTransformer3D`` initialised by inflating a 2D iCAR image tower.
 
         Args:
@@ -134,18 +134,6 @@ if _mmaction is not None:
             self._freeze_stages()
             self.load_report = None
             del converted  # init_weights reads the file again (see ICARSwin)
-
-        def train(self, mode: bool = True):
-            super().train(mode)  # MMAction2's re-freezes the frozen stages but returns None
-            return self
-
-        def _freeze_stages(self):
-            super()._freeze_stages()
-            projection = getattr(self, 'text_projection', None)
-            if projection is not None and getattr(self, 'freeze_text_projection', False):
-                projection.eval()
-                for param in projection.parameters():
-                    param.requires_grad = False
 
         def init_weights(self):
             # MMAction2's default random init (TruncNormal linears, constant LayerNorms) ...
