@@ -14,6 +14,9 @@ def read_version():
 # mmcv 2.1.0 must be built with its ops against the installed torch (see tools/setup_env.sh);
 # listing it here only checks that a compatible build is present.
 INSTALL_REQUIRES = [
+    # mmengine resolves `mmdet::`/`mmseg::` config bases through pkg_resources, which
+    # setuptools >= 81 no longer ships.
+    'setuptools<81',
     'torch>=2.1',
     'torchvision',
     'mmcv>=2.0.0,<2.2.0',

@@ -16,7 +16,7 @@ import torch
 import ovdense  # noqa: F401
 from ovdense.compat import import_mmaction
 from ovdense.testing import tiny_text_tower_cfg
-from ovdense.testing.configs import REPO, shrink_config
+from ovdense.testing.configs import REPO, shipped_configs, shrink_config
 
 if import_mmaction() is None:
     pytest.skip('mmaction2 is not installed (extra "action")', allow_module_level=True)
@@ -34,14 +34,10 @@ DEMO_CONFIG = osp.join('configs', 'demo', 'video-swin-nano_icar_8x2x1_1k_ovdense
 VOCAB4 = 'running,jumping,swimming,dancing'
 
 
-def _scope_of(path):
-    from mmengine.config import Config
-    return Config.fromfile(path).get('default_scope')
-
-
 def action_configs():
-    paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-    return sorted(p for p in paths if '/_base_/' not in p and _scope_of(p) == 'mmaction')
+    found = shipped_configs('mmaction')
+    assert len(found) >= 3, f'action configs not found: {found}'
+    return found
 
 
 def _build(cfg_model):

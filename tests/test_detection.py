@@ -1,6 +1,5 @@
 """Detection: every shipped mmdet config trains one step and predicts at tiny size; the
 text bbox heads, OV-LVIS loading, and test-time vocabulary swap."""
-import glob
 import json
 import os.path as osp
 
@@ -10,20 +9,12 @@ import torch
 import ovdense  # noqa: F401
 from ovdense.apis import set_model_vocabulary
 from ovdense.testing import tiny_text_tower_cfg
-from ovdense.testing.configs import REPO, shrink_config
-
-def _scope_of(path):
-    from mmengine.config import Config
-    try:
-        return Config.fromfile(path).get('default_scope')
-    except Exception:  # e.g. an mmaction:: base without mmaction2 installed
-        return None
-
+from ovdense.testing.configs import REPO, shipped_configs, shrink_config
 
 def detection_configs():
-    paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True) + glob.glob(
-        osp.join(REPO, 'projects', '*', 'configs', '*.py'))
-    return sorted(p for p in paths if '/_base_/' not in p and _scope_of(p) == 'mmdet')
+    found = shipped_configs('mmdet')
+    assert len(found) >= 5, f'detection configs not found: {found}'
+    return found
 
 
 def _inputs(num_classes, batch=2):

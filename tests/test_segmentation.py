@@ -19,21 +19,17 @@ from ovdense.datasets.segmentation import (ADE20K847Dataset, LoadUInt16SegAnnota
                                            ZeroLabelAsBackground)
 from ovdense.models.segmentation import TextUPerHead, text_decode_head
 from ovdense.testing import tiny_text_tower_cfg
-from ovdense.testing.configs import REPO, shrink_config
+from ovdense.testing.configs import REPO, shipped_configs, shrink_config
 
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
                        'upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py')
 VOCAB3 = 'red circle,blue star,green square'
 
 
-def _scope_of(path):
-    from mmengine.config import Config
-    return Config.fromfile(path).get('default_scope')
-
-
 def segmentation_configs():
-    paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True)
-    return sorted(p for p in paths if '/_base_/' not in p and _scope_of(p) == 'mmseg')
+    found = shipped_configs('mmseg')
+    assert len(found) >= 5, f'segmentation configs not found: {found}'
+    return found
 
 
 def _build(cfg_model):

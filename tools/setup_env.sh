@@ -64,6 +64,8 @@ if ! "$PY" -c "import mmcv, sys; from mmcv.ops import nms; sys.exit(mmcv.__versi
 fi
 
 say "installing ovdense[$EXTRAS] and the OpenMMLab stack"
-"${PIP[@]}" -q -e ".[$EXTRAS]"
-"$PY" -c "import mmcv.ops, mmdet, mmseg, open_clip, lvis, ovdense" || die "import check failed"
+# setuptools<81 again: torch may have upgraded it, and mmengine needs pkg_resources at run time.
+"${PIP[@]}" -q -e ".[$EXTRAS]" "setuptools<81"
+"$PY" -c "import pkg_resources, mmcv.ops, mmdet, mmseg, open_clip, lvis, ovdense" \
+  || die "import check failed"
 say "environment ready: $VENV"

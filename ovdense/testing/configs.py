@@ -1,7 +1,9 @@
 """Shrink a shipped config to test size: tiny backbone, tiny text tower, no checkpoints."""
 import copy
+import glob
+import importlib.util
 import os.path as osp
-from typing import Optional
+from typing import List, Optional
 
 from mmengine.config import Config, ConfigDict
 
@@ -24,6 +26,21 @@ def tiny_open_clip_convnext_config(directory: str) -> str:
                    'text_cfg': {'context_length': 16, 'vocab_size': 49408, 'width': 32,
                                 'heads': 2, 'layers': 1}}, f)
     return path
+
+
+def shipped_configs(scope: str) -> List[str]:
+    """Every config under ``configs/`` and ``projects/*/configs/`` whose default_scope is
+    ``scope``, so a new config is tested without touching the tests."""
+    paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True) + glob.glob(
+        osp.join(REPO, 'projects', '*', 'configs', '*.py'))
+    return sorted(p for p in paths if '/_base_/' not in p and _scope_of(p) == scope)
+
+
+def _scope_of(path: str) -> Optional[str]:
+    with open(path, encoding='utf-8') as f:
+        if 'mmaction::' in f.read() and importlib.util.find_spec('mmaction') is None:
+            return 'mmaction'  # cannot be read without mmaction2 (extra "action")
+    return Config.fromfile(path).get('default_scope')
 
 
 def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None) -> Config:
