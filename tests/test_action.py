@@ -19,7 +19,7 @@ from ovdense.testing import tiny_text_tower_cfg
 from ovdense.testing.configs import REPO, shipped_configs, shrink_config
 
 if import_mmaction() is None:
-    pytest.skip('mmaction2 is not installed (extra "action")', allow_module_level=True)
+    pytest.skip(reason='mmaction2 is not installed (extra "action")', allow_module_level=True)
 
 import cv2  # noqa: E402
 

@@ -356,7 +356,7 @@ def test_static_clip_matches_2d_per_frame(tmp_path, inflate):
     from ovdense.models.backbones import ICARSwin3D
 
     if ICARSwin3D is None:
-        pytest.skip('mmaction2 is not installed')
+        pytest.skip(reason='mmaction2 is not installed')
     _, _, path = icar_file(tmp_path)
     model2d = ICARSwin.from_checkpoint(path).eval()
     # temporal patch 2, 8 frames -> depth 4, temporal window 2: no temporal padding, and the
@@ -386,7 +386,7 @@ def test_video_backbone_registered_and_builds_from_path(tmp_path):
     from ovdense.models.backbones import ICARSwin3D
 
     if ICARSwin3D is None:
-        pytest.skip('mmaction2 is not installed')
+        pytest.skip(reason='mmaction2 is not installed')
     from mmaction.registry import MODELS
 
     _, _, path = icar_file(tmp_path)

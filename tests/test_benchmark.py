@@ -43,7 +43,7 @@ def test_peak_memory_sees_a_large_allocation():
     import torch
     device = bench.Device('cpu')
     if device.memory_method == 'unavailable':
-        pytest.skip('no /proc/self/clear_refs here')
+        pytest.skip(reason='no /proc/self/clear_refs here')
     peak = device.peak_bytes(lambda: torch.ones(16, 2 ** 20).sum())  # 64 MiB, touched
     assert peak > 48 * 2 ** 20
 
