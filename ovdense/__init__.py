@@ -13,7 +13,7 @@ from . import compat  # noqa: E402
 compat.apply_all()
 
 from . import text  # noqa: E402,F401
-from . import datasets, engine, models  # noqa: E402,F401
+from . import datasets, engine, evaluation, models  # noqa: E402,F401
 from .apis import set_model_vocabulary  # noqa: E402
 from .registry import registered_components  # noqa: E402
 

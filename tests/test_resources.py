@@ -29,6 +29,7 @@ EXPECTED_VOCAB_SIZES = {
     'pascal_context_459': 459,
     'coco_stuff_171': 171,
     'kinetics_400': 400,
+    'ov_coco_split': 65,
 }
 
 EXPECTED_TEMPLATE_COUNTS = {
@@ -83,6 +84,8 @@ def test_vocabulary_format(name):
         allowed = {'name', 'synonyms', 'description'}
         if name == 'lvis_v1':
             allowed.add('frequency')
+        if name == 'ov_coco_split':
+            allowed.add('split')
         assert set(c) <= allowed, (name, c['name'], set(c) - allowed)
         assert isinstance(c.get('synonyms', []), list)
         assert all(isinstance(s, str) and s for s in c.get('synonyms', []))

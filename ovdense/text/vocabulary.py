@@ -20,7 +20,7 @@ RESOURCE_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'resour
                         'vocabularies')
 _ALIASES = {'lvis': 'lvis_v1', 'ade20k': 'ade20k_150', 'ade': 'ade20k_150',
             'pascal_context': 'pascal_context_59', 'coco_stuff': 'coco_stuff_171',
-            'kinetics': 'kinetics_400', 'k400': 'kinetics_400'}
+            'kinetics': 'kinetics_400', 'k400': 'kinetics_400', 'ov_coco': 'ov_coco_split'}
 
 
 class VocabularyError(ValueError):

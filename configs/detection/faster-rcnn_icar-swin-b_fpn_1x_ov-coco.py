@@ -1,0 +1,54 @@
+# Open-vocabulary COCO (OV-COCO, the OVR-CNN protocol): Faster R-CNN, iCAR Swin-B, text cosine
+# classifier over the 65 OV-COCO classes (names + LVIS definitions as descriptions). Train on
+# COCO 2017 train with every annotation of the 17 novel classes removed at load time (48 base),
+# test on COCO 2017 val with all 65; the headline score is novel-class box AP50
+# (coco/bbox_AP50_novel). Boxes only, as OVR-CNN and Detic report OV-COCO.
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+# ---- set these ----
+icar_checkpoint = 'checkpoints/icar_swin-b.pth'  # iCAR file: visual_model.* + sentence_model.*
+roberta_dir = 'checkpoints/roberta-base'         # local copy of roberta-base config + tokenizer
+data_root = 'data/coco/'
+# -------------------
+
+# 'ov_coco' = resources/vocabularies/ov_coco_split.json: the 65 classes in COCO order, which is
+# the label order of OVCocoDataset. The novel classes are in the classifier during training too,
+# but no training box is labelled with them.
+text_classifier = dict(
+    vocabulary='ov_coco',
+    text_tower=dict(model='icar-roberta-base', checkpoint=icar_checkpoint, hf_dir=roberta_dir),
+    prompts=dict(templates='vild', use_descriptions=True),
+    train_text_tower=True,
+    scale=20.0)
+
+model = dict(
+    backbone=dict(
+        _delete_=True, type='ICARSwin', arch='base', checkpoint=icar_checkpoint,
+        drop_path_rate=0.3, out_indices=(0, 1, 2, 3), with_cp=False, convert_weights=False),
+    neck=dict(in_channels=[128, 256, 512, 1024]),
+    roi_head=dict(
+        # class-agnostic regression: box deltas do not depend on the (swappable) vocabulary
+        bbox_head=dict(type='TextShared2FCBBoxHead', num_classes=65, reg_class_agnostic=True,
+                       text_classifier=text_classifier)))
+
+train_dataloader = dict(
+    dataset=dict(type='OVCocoDataset', data_root=data_root, remove_novel=True))
+val_dataloader = dict(
+    dataset=dict(type='OVCocoDataset', data_root=data_root, remove_novel=False))
+test_dataloader = val_dataloader
+val_evaluator = dict(type='OVCocoMetric', metric='bbox',
+                     ann_file=data_root + 'annotations/instances_val2017.json')
+test_evaluator = val_evaluator
+
+# AdamW and warm-up of mmdet's Swin detectors
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
+    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1)]
+optim_wrapper = dict(_delete_=True, type='OptimWrapper',
+                     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
+                                    weight_decay=0.05),
+                     paramwise_cfg=dict(custom_keys={
+                         'absolute_pos_embed': dict(decay_mult=0.),
+                         'relative_position_bias_table': dict(decay_mult=0.),
+                         'norm': dict(decay_mult=0.)}))
+custom_imports = dict(imports=['ovdense'], allow_failed_imports=False)
