@@ -41,6 +41,8 @@ def main(argv=None) -> int:
     if args.vocab:
         from ovdense.text import load_vocabulary
         load_vocabulary(args.vocab)  # fail fast, before building anything
+    from ovdense.utils import check_torch_file
+    check_torch_file(args.checkpoint)  # a truncated file is named before anything is built
     runner = Runner.from_cfg(cfg)
     if args.out:
         add_result_dump(runner, cfg.default_scope, args.out)

@@ -14,6 +14,7 @@ from mmdet.datasets import CocoDataset
 
 from ..registry import register
 from ..text.vocabulary import RESOURCE_DIR
+from .checks import NamedSampleErrors, check_annotation_categories
 
 OV_COCO_SPLIT_FILE = osp.join(RESOURCE_DIR, 'ov_coco_split.json')
 
@@ -53,7 +54,7 @@ def _coco_order(names: Sequence[str]) -> Tuple[str, ...]:
 
 
 @register('DATASETS', scopes=('mmdet',))
-class OVCocoDataset(CocoDataset):
+class OVCocoDataset(NamedSampleErrors, CocoDataset):
     """COCO restricted to the OV-COCO classes, with the novel annotations removed for training.
 
     Args:
@@ -94,6 +95,7 @@ class OVCocoDataset(CocoDataset):
     def parse_data_info(self, raw_data_info: dict) -> dict:
         if self._novel_ids is None:  # first image: self.coco is loaded, categories known
             self._prepare_categories()
+        check_annotation_categories(self.ann_file, raw_data_info, self.coco.cats)
         if not self.removing_novel:
             return super().parse_data_info(raw_data_info)
         anns = raw_data_info['raw_ann_info']

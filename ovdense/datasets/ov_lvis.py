@@ -9,14 +9,17 @@ from typing import List, Optional, Sequence, Set, Union
 from mmdet.datasets import LVISV1Dataset
 
 from ..registry import register
+from ..text.vocabulary import novel_class_ids, vocabulary_from_lvis_categories
+from .checks import NamedSampleErrors, check_annotation_categories
 
 
 @register('DATASETS', scopes=('mmdet',))
-class OVLVISV1Dataset(LVISV1Dataset):
+class OVLVISV1Dataset(NamedSampleErrors, LVISV1Dataset):
     """LVIS v1 with the annotations of novel categories removed.
 
     Args:
-        novel_classes: frequency letters (``'r'``, ``'rc'``) or a list of category names.
+        novel_classes: frequency letters (``'r'``, ``'rc'``) or a list of category names (see
+            :func:`ovdense.text.vocabulary.novel_class_ids`).
         remove_novel: set False to load everything (e.g. for the test split).
         metainfo: as for ``LVISV1Dataset``; when it has no ``classes``, the annotation file's
             category names are used, so label indices and class names always agree.
@@ -40,6 +43,7 @@ class OVLVISV1Dataset(LVISV1Dataset):
     def parse_data_info(self, raw_data_info: dict) -> dict:
         if self._novel_ids is None:  # first image: self.lvis is loaded, categories known
             self._prepare_categories()
+        check_annotation_categories(self.ann_file, raw_data_info, self.cat2label)
         if self.remove_novel:
             raw_data_info = dict(raw_data_info, raw_ann_info=[
                 ann for ann in raw_data_info['raw_ann_info']
@@ -61,18 +65,9 @@ class OVLVISV1Dataset(LVISV1Dataset):
         self._novel_ids = self._select_novel(categories)
 
     def _select_novel(self, categories: List[dict]) -> Set[int]:
-        if isinstance(self.novel_classes, str):
-            frequencies = set(self.novel_classes)
-            if frequencies - set('rcf'):
-                raise ValueError(f'novel_classes={self.novel_classes!r}: frequency letters '
-                                 "must be among 'r', 'c', 'f'")
-            return {c['id'] for c in categories if c['frequency'] in frequencies}
-        by_name = {c['name']: c['id'] for c in categories}
-        missing = [n for n in self.novel_classes if n not in by_name]
-        if missing:
-            raise ValueError(f'{self.ann_file!r}: novel classes not among its categories: '
-                             f'{missing[:10]}')
-        return {by_name[n] for n in self.novel_classes}
+        ordered = sorted(categories, key=lambda c: c['id'])
+        vocab = vocabulary_from_lvis_categories(ordered, source=str(self.ann_file))
+        return {ordered[i]['id'] for i in novel_class_ids(vocab, self.novel_classes)}
 
     @property
     def novel_label_ids(self) -> List[int]:

@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover
     ConfigError = ValueError
 from ..text import load_vocabulary
 from ..utils.io import OvdenseFileError
+from .checks import NamedSampleErrors
 
 WIDE_IGNORE_INDEX = 65535
 
@@ -40,7 +41,7 @@ def _vocabulary_metainfo(spec: str) -> Dict:
 
 
 @register('DATASETS', scopes=('mmseg',))
-class VocabSegDataset(BaseSegDataset):
+class VocabSegDataset(NamedSampleErrors, BaseSegDataset):
     """A folder of images + label maps whose class list is a vocabulary.
 
     Args:
@@ -61,7 +62,7 @@ class VocabSegDataset(BaseSegDataset):
         super().__init__(metainfo=metainfo, **kwargs)
 
 
-class _WideLabelDataset(BaseSegDataset):
+class _WideLabelDataset(NamedSampleErrors, BaseSegDataset):
     """Datasets with > 255 classes: removed classes (custom ``classes``) map to 65535."""
 
     @classmethod

@@ -1,3 +1,5 @@
-from .hooks import OpenVocabularyHook
+from .hooks import (CheckpointMatchHook, DetVocabularyCheckHook, ExactResumeHook,
+                    OpenVocabularyHook)
 
-__all__ = ['OpenVocabularyHook']
+__all__ = ['CheckpointMatchHook', 'DetVocabularyCheckHook', 'ExactResumeHook',
+           'OpenVocabularyHook']

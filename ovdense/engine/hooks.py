@@ -1,4 +1,6 @@
 """Hooks that bring ovdense behaviour into the stock mmengine loops."""
+import hashlib
+import logging
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -6,8 +8,9 @@ import numpy as np
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
-from ..apis import set_model_vocabulary
+from ..apis import set_model_vocabulary, text_classifiers
 from ..utils.cli import ConfigError
+from ..utils.io import OvdenseFileError
 from ..registry import register
 
 
@@ -75,3 +78,169 @@ class OpenVocabularyHook(Hook):
         runner.visualizer.dataset_meta = meta
         print_log(f'test vocabulary: {len(vocab)} classes from {vocab.source}',
                   logger='current')
+
+
+def step_seed(seed: int, step: int, unit: str = 'batch') -> int:
+    """A 32-bit seed for ``step`` (a batch or an epoch) of a run seeded with ``seed``."""
+    digest = hashlib.sha256(f'ovdense:{seed}:{unit}:{step}'.encode()).digest()
+    return int.from_bytes(digest[:4], 'little')
+
+
+def seed_everything(seed: int) -> None:
+    """python, numpy and torch (CPU and every CUDA device) generators."""
+    import random
+
+    import torch
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class _ReseedingIterator:
+    """Wraps ``IterBasedTrainLoop.dataloader_iterator``: before the n-th batch is drawn, every
+    generator is seeded from (run seed, n)."""
+
+    def __init__(self, iterator, runner):
+        self._inner = iterator
+        self._runner = runner
+        self._drawn = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        seed_everything(step_seed(self._runner.seed, self._drawn))
+        self._drawn += 1
+        return next(self._inner)
+
+    def __getattr__(self, name):
+        return getattr(self._inner, name)
+
+
+@register('HOOKS')
+class ExactResumeHook(Hook):
+    """An interrupted run resumed with ``--resume`` continues exactly as the uninterrupted
+    run would have: same batches, same random draws, same weights.
+
+    mmengine's resume restores weights, optimizer, parameter schedulers and message hub, and
+    ``IterBasedTrainLoop`` re-draws (and drops) the batches already trained, so a seeded
+    sampler (``InfiniteSampler``, ``DefaultSampler``) is back at its position. The random
+    number generators are not restored: they restart from the seed, and the re-drawn batches
+    consume them again, so data augmentation (with ``num_workers=0``), RoI / pixel sampling
+    and prompt sampling take another path after a resume.
+
+    This hook makes the random state a function of the position in training: python, numpy
+    and torch generators are seeded from (run seed, n) before the n-th batch is drawn
+    (iteration-based loops; the batches mmengine re-draws on resume count, so the first new
+    batch gets the seed it had in the uninterrupted run), or from (run seed, epoch) before each
+    epoch (epoch-based loops, which resume at epoch boundaries). Nothing is stored in
+    checkpoints and no process talks to another, so it holds for every rank of a distributed
+    run. The run seed is mmengine's (``randomness.seed``, per rank with ``diff_rank_seed``;
+    kept in the checkpoint). Data loader workers (``num_workers > 0``) keep their own
+    generators, which mmengine's re-drawing already puts back in place (except for
+    ``persistent_workers`` across epochs of an epoch-based loop). ``tools/train.py`` adds this
+    hook to every training run.
+    """
+    priority = 'VERY_HIGH'
+
+    def before_train(self, runner) -> None:
+        loop = runner.train_loop
+        if hasattr(loop, 'dataloader_iterator') and not isinstance(loop.dataloader_iterator,
+                                                                   _ReseedingIterator):
+            loop.dataloader_iterator = _ReseedingIterator(loop.dataloader_iterator, runner)
+
+    def before_train_epoch(self, runner) -> None:
+        if not hasattr(runner.train_loop, 'dataloader_iterator'):  # epoch-based loop
+            seed_everything(step_seed(runner.seed, runner.epoch, 'epoch'))
+
+
+@register('HOOKS')
+class CheckpointMatchHook(Hook):
+    """Testing: the checkpoint must hold every weight of the config's model, in its shape.
+
+    mmengine loads test checkpoints non-strictly and only logs what is missing, so a
+    checkpoint of another model (a segmenter for a detector, another backbone size) would be
+    evaluated with partly random weights. ``tools/test.py`` adds this hook; it checks the
+    loaded file against the model before the weights are copied and refuses a mismatch with
+    the file's name and examples. Extra entries in the checkpoint are allowed.
+    """
+    priority = 'VERY_HIGH'
+
+    def __init__(self, checkpoint: Optional[str] = None):
+        self.checkpoint = checkpoint
+
+    def after_load_checkpoint(self, runner, checkpoint: dict) -> None:
+        if getattr(runner, '_resume', False):
+            return
+        import re
+
+        from mmengine.model import BaseTTAModel, is_model_wrapper
+        model = runner.model
+        while is_model_wrapper(model) or isinstance(model, BaseTTAModel):
+            model = model.module
+        state = checkpoint.get('state_dict', checkpoint)
+        state = {re.sub(r'^module\.', '', k): v for k, v in state.items()}  # as mmengine
+        expected = model.state_dict()
+        missing = [k for k in expected if k not in state]
+        reshaped = [f'{k} {tuple(state[k].shape)} vs {tuple(v.shape)}'
+                    for k, v in expected.items()
+                    if k in state and getattr(state[k], 'shape', v.shape) != v.shape]
+        if not missing and not reshaped:
+            return
+        source = self.checkpoint or getattr(runner, '_load_from', None) or 'the checkpoint'
+        matched = len(expected) - len(missing) - len(reshaped)
+        problems = []
+        if missing:
+            problems.append(f'{len(missing)} missing (e.g. {", ".join(missing[:3])})')
+        if reshaped:
+            problems.append(f'{len(reshaped)} of another shape (checkpoint vs model, e.g. '
+                            f'{"; ".join(reshaped[:3])})')
+        raise OvdenseFileError(
+            f'checkpoint {source!r} does not fit the model of this config '
+            f'({type(model).__name__}): {matched} of {len(expected)} weights match by name and '
+            f'shape, {" and ".join(problems)}. Was it trained with another config?')
+
+
+@register('HOOKS', scopes=('mmdet',))
+class DetVocabularyCheckHook(Hook):
+    """Detection counterpart of ``SegVocabularyCheckHook``: refuses to train, validate or test
+    (with metrics) when the text classifiers' class count differs from the dataset's. Label
+    ids index the vocabulary, so a mismatch would train on the wrong classes or score
+    predictions as other classes without any error. Same-size lists whose names differ are
+    reported as a warning. Runs after ``OpenVocabularyHook`` (``--vocab``); ``tools/train.py``
+    and ``tools/test.py`` add it to mmdet configs."""
+    priority = 'LOW'
+
+    def before_train(self, runner) -> None:
+        self._check(runner, runner.train_dataloader.dataset, 'training')
+
+    def before_val(self, runner) -> None:
+        self._check_loop(runner, runner.val_loop, 'validation')
+
+    def before_test(self, runner) -> None:
+        self._check_loop(runner, runner.test_loop, 'test')
+
+    def _check_loop(self, runner, loop, what: str) -> None:
+        if getattr(loop.evaluator, 'metrics', None):  # none: pictures only (--show-dir)
+            self._check(runner, loop.dataloader.dataset, what)
+
+    @staticmethod
+    def _check(runner, dataset, what: str) -> None:
+        classifiers = text_classifiers(getattr(runner.model, 'module', runner.model))
+        classes = tuple((getattr(dataset, 'metainfo', None) or {}).get('classes') or ())
+        if not classifiers or not classes:
+            return
+        vocab = classifiers[0].vocabulary
+        if len(vocab) != len(classes):
+            raise ConfigError(
+                f'vocabulary size mismatch: the model predicts {len(vocab)} classes (vocabulary '
+                f'{vocab.source!r}) but the {what} dataset {type(dataset).__name__} has '
+                f'{len(classes)} classes; use a config (or tools/test.py --vocab) whose '
+                "vocabulary is the dataset's class list, or --show-dir for pictures without "
+                'metrics')
+        if normalised_names(vocab.names) != normalised_names(classes):
+            diff = [(i, a, b) for i, (a, b) in enumerate(zip(vocab.names, classes))
+                    if normalised_names([a]) != normalised_names([b])]
+            print_log(f"the model's vocabulary and the {what} dataset's classes have the same "
+                      f'size but {len(diff)} names differ, e.g. {diff[:3]}', logger='current',
+                      level=logging.WARNING)

@@ -1,4 +1,5 @@
 """Command-line entry points: user errors become one line and a non-zero exit code."""
+import os
 import sys
 from typing import Callable
 
@@ -15,7 +16,14 @@ def user_errors() -> tuple:
 
 
 def run_cli(main: Callable[[], int]) -> int:
-    """Run ``main``; errors in what the user gave print one line, bugs keep the traceback."""
+    """Run ``main``; errors in what the user gave print one line, bugs keep the traceback.
+
+    Under torchrun, the error is also recorded for torchrun's failure summary, whose "root
+    cause" then names the failing rank's exception instead of only its exit code.
+    """
+    if os.environ.get('TORCHELASTIC_ERROR_FILE'):
+        from torch.distributed.elastic.multiprocessing.errors import record
+        main = record(main)
     try:
         return main()
     except user_errors() as err:

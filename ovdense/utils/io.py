@@ -34,6 +34,30 @@ def safe_torch_load(path: str, map_location='cpu', what: str = 'checkpoint'):
             f'({type(err).__name__}: {_first_line(err)})') from err
 
 
+def check_torch_file(path: str, what: str = 'checkpoint') -> None:
+    """Cheap check that ``path`` is a complete ``torch.save`` file, before anything is built
+    around it: a zip archive (torch's format) must have its central directory, which is
+    written last, so a truncated copy or an interrupted download is named here rather than
+    failing deep inside a loader. Files in torch's legacy (pre-zip) format pass unchecked."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f'{what} file not found: {path!r}')
+    with open(path, 'rb') as f:
+        head = f.read(4)
+    if head == b'PK\x03\x04':
+        try:
+            with zipfile.ZipFile(path) as archive:
+                archive.infolist()
+            return
+        except (zipfile.BadZipFile, OSError, EOFError) as err:
+            reason = f'{type(err).__name__}: {_first_line(err)}'
+    elif head[:1] == b'\x80':  # a pickle: torch's legacy format
+        return
+    else:
+        reason = 'empty file' if not head else 'not a zip archive or a pickle'
+    raise OvdenseFileError(f'cannot read {what} {path!r}: the file is truncated or not a torch '
+                           f'checkpoint ({reason})')
+
+
 def _unpickler_reason(err: BaseException) -> str:
     """torch's specific reason ('Unsupported global: GLOBAL posix.system ...'), not its
     generic preamble."""

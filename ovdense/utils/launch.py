@@ -8,8 +8,10 @@ import os.path as osp
 from typing import Dict, Optional
 
 from mmengine.config import Config
+from mmengine.utils import import_modules_from_strings
 
 from .cli import ConfigError
+from .io import check_torch_file
 
 SCOPES = ('mmdet', 'mmseg', 'mmaction')
 
@@ -24,6 +26,9 @@ def load_config(path: str, cfg_options: Optional[Dict] = None) -> Config:
     if cfg_options:
         check_cfg_options(cfg, cfg_options, path)
         cfg.merge_from_dict(cfg_options)
+        if any(key.startswith('custom_imports') for key in cfg_options):
+            # Config.fromfile imported the file's list before the options were merged.
+            import_modules_from_strings(**cfg.custom_imports)
     cfg.setdefault('custom_imports', dict(imports=['ovdense'], allow_failed_imports=False))
     return cfg
 
@@ -63,6 +68,8 @@ def set_launcher(cfg: Config, launcher: str) -> None:
 
 def apply_train_args(cfg: Config, args) -> None:
     set_launcher(cfg, args.launcher)
+    add_exact_resume_hook(cfg)
+    add_vocabulary_check(cfg)
     if args.amp:
         import torch
         if not torch.cuda.is_available():
@@ -79,7 +86,33 @@ def apply_train_args(cfg: Config, args) -> None:
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {args.resume!r}')
+        check_torch_file(args.resume, '--resume checkpoint')
         cfg.resume, cfg.load_from = True, args.resume
+
+
+def add_exact_resume_hook(cfg: Config) -> None:
+    """Every training run seeds its random generators per batch from the run seed, so that a
+    ``--resume`` continues exactly as the uninterrupted run (``ExactResumeHook``)."""
+    add_hook(cfg, dict(type='ExactResumeHook'))
+
+
+def add_vocabulary_check(cfg: Config) -> None:
+    """mmdet runs: the text classifiers' classes must match the dataset's (mmseg / mmaction
+    configs list their own check hooks)."""
+    if cfg.get('default_scope') == 'mmdet':
+        add_hook(cfg, dict(type='DetVocabularyCheckHook'))
+
+
+def add_hook(cfg: Config, hook: dict) -> None:
+    """Append ``hook`` to ``custom_hooks`` unless one of its type is there."""
+    hooks = list(cfg.get('custom_hooks') or [])
+    if not any(_hook_type(h) == hook['type'] for h in hooks):
+        cfg.custom_hooks = hooks + [hook]
+
+
+def _hook_type(hook) -> Optional[str]:
+    kind = hook.get('type') if isinstance(hook, dict) else type(hook).__name__
+    return kind if isinstance(kind, str) else getattr(kind, '__name__', None)
 
 
 def apply_test_args(cfg: Config, args) -> None:
@@ -87,6 +120,8 @@ def apply_test_args(cfg: Config, args) -> None:
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint!r}')
     set_launcher(cfg, args.launcher)
     cfg.load_from = args.checkpoint
+    add_hook(cfg, dict(type='CheckpointMatchHook', checkpoint=args.checkpoint))
+    add_vocabulary_check(cfg)
     scope = cfg.default_scope
     if args.show or args.show_dir:
         _enable_visualization(cfg, scope, args)
