@@ -34,3 +34,14 @@ def test_unknown_vocab_name_is_one_line(tmp_path):
     result = run('tools/test.py', DEMO, str(checkpoint), '--vocab', 'no_such_dataset')
     assert result.returncode == 2
     assert "unknown vocabulary 'no_such_dataset'" in result.stderr.strip().splitlines()[-1]
+
+
+def test_custom_imports_given_by_cfg_options_are_imported(tmp_path, monkeypatch):
+    """Config.fromfile imports a config's custom_imports before --cfg-options are merged;
+    an import added on the command line must still happen."""
+    from ovdense.utils.launch import load_config
+    (tmp_path / 'ovdense_cli_plugin.py').write_text('IMPORTED = True\n')
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, 'ovdense_cli_plugin', raising=False)
+    load_config(f'{REPO}/{DEMO}', {'custom_imports.imports': ['ovdense', 'ovdense_cli_plugin']})
+    assert sys.modules['ovdense_cli_plugin'].IMPORTED

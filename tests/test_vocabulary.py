@@ -113,3 +113,24 @@ def test_template_validation(tmp_path):
         load_templates(['a photo', 'a {} {}'])
     with pytest.raises(FileNotFoundError, match='nope'):
         load_templates('nope')
+
+
+def test_novel_class_ids_by_frequency_split_and_names():
+    from ovdense.text import VocabularyError, novel_class_ids
+    lvis_like = load_vocabulary([dict(name='cat', frequency='f'), dict(name='yak', frequency='r'),
+                                 dict(name='owl', frequency='c')])
+    assert novel_class_ids(lvis_like, None) == []
+    assert novel_class_ids(lvis_like, 'r') == [1]
+    assert novel_class_ids(lvis_like, 'rc') == [1, 2]
+    assert novel_class_ids(lvis_like, ['owl', 'cat']) == [0, 2]
+    ov_coco = load_vocabulary('ov_coco')
+    novel = [ov_coco.names[i] for i in novel_class_ids(ov_coco, 'novel')]
+    assert len(novel) == 17 and 'dog' in novel and 'person' not in novel
+    with pytest.raises(VocabularyError, match='frequency letters'):
+        novel_class_ids(lvis_like, 'rx')
+    with pytest.raises(VocabularyError, match="no class .* has split 'novel'"):
+        novel_class_ids(lvis_like, 'novel')
+    with pytest.raises(VocabularyError, match='without one'):
+        novel_class_ids(ov_coco, 'r')
+    with pytest.raises(VocabularyError, match="not among its categories: \\['zebra'\\]"):
+        novel_class_ids(lvis_like, ['zebra'])

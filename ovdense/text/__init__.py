@@ -5,12 +5,12 @@ from .embeddings import (EmbeddingCache, build_class_embeddings, load_classifier
 from .prompts import TEMPLATE_SETS, PromptStyle, load_templates
 from .towers import TextTower, load_tower_config
 from .vocabulary import (ClassEntry, Vocabulary, VocabularyError, builtin_names,
-                         load_vocabulary, vocabulary_from_lvis_categories)
+                         load_vocabulary, novel_class_ids, vocabulary_from_lvis_categories)
 
 __all__ = [
     'TextCosineClassifier', 'random_class_embeddings', 'EmbeddingCache',
     'build_class_embeddings', 'load_classifier_file', 'save_classifier_file', 'TEMPLATE_SETS',
     'PromptStyle', 'load_templates', 'TextTower', 'load_tower_config', 'ClassEntry',
-    'Vocabulary', 'VocabularyError', 'builtin_names', 'load_vocabulary',
+    'Vocabulary', 'VocabularyError', 'builtin_names', 'load_vocabulary', 'novel_class_ids',
     'vocabulary_from_lvis_categories'
 ]

@@ -32,7 +32,8 @@ class ClassEntry:
     name: str
     description: str = ''
     synonyms: Tuple[str, ...] = ()
-    frequency: Optional[str] = None
+    frequency: Optional[str] = None  # LVIS: 'r' / 'c' / 'f'
+    split: Optional[str] = None      # open-vocabulary protocols: 'base' or 'novel'
 
     @property
     def readable_name(self) -> str:
@@ -94,8 +95,9 @@ class Vocabulary:
         for entry in self.entries:
             record = {'name': entry.name, 'synonyms': list(entry.synonyms),
                       'description': entry.description}
-            if entry.frequency is not None:
-                record['frequency'] = entry.frequency
+            for key in ('frequency', 'split'):
+                if getattr(entry, key) is not None:
+                    record[key] = getattr(entry, key)
             classes.append(record)
         return {'name': osp.basename(self.source), 'source': self.source, 'classes': classes}
 
@@ -207,7 +209,7 @@ def _entry_from_record(record: Any, source: str, index: int) -> ClassEntry:
     description = record.get('description', record.get('def', '')) or ''
     return ClassEntry(name=str(record['name']).strip(), description=str(description).strip(),
                       synonyms=tuple(str(s) for s in synonyms),
-                      frequency=record.get('frequency'))
+                      frequency=record.get('frequency'), split=record.get('split'))
 
 
 def vocabulary_from_lvis_categories(categories: Sequence[Dict[str, Any]],
@@ -216,3 +218,43 @@ def vocabulary_from_lvis_categories(categories: Sequence[Dict[str, Any]],
     ordered = sorted(categories, key=lambda c: c['id'])
     return Vocabulary(tuple(_entry_from_record(c, source, i) for i, c in enumerate(ordered)),
                       source=source)
+
+
+NovelSelection = Union[None, str, Sequence[str]]
+LVIS_FREQUENCIES = 'rcf'
+
+
+def novel_class_ids(vocabulary: Vocabulary, novel_classes: NovelSelection) -> List[int]:
+    """Indices of the classes an open-vocabulary training leaves out (sorted).
+
+    ``novel_classes``: None (none); LVIS frequency letters (``'r'``, ``'rc'``) matched against
+    each class's ``frequency``; ``'novel'``: the classes whose ``split`` is ``'novel'`` (as in
+    the OV-COCO split file); or a list of class names.
+    """
+    if novel_classes is None:
+        return []
+    if novel_classes == 'novel':
+        ids = [i for i, entry in enumerate(vocabulary) if entry.split == 'novel']
+        if not ids:
+            raise VocabularyError(f"novel_classes='novel': no class of {vocabulary.source!r} "
+                                  "has split 'novel'")
+        return ids
+    if isinstance(novel_classes, str):
+        return _ids_by_frequency(vocabulary, novel_classes)
+    index = {name: i for i, name in enumerate(vocabulary.names)}
+    missing = [name for name in novel_classes if name not in index]
+    if missing:
+        raise VocabularyError(f'{vocabulary.source!r}: novel classes not among its categories: '
+                              f'{missing[:10]}')
+    return sorted(index[name] for name in novel_classes)
+
+
+def _ids_by_frequency(vocabulary: Vocabulary, letters: str) -> List[int]:
+    if not letters or set(letters) - set(LVIS_FREQUENCIES):
+        raise VocabularyError(f"novel_classes={letters!r}: expected LVIS frequency letters "
+                              f"among {tuple(LVIS_FREQUENCIES)}, 'novel', or a list of names")
+    unmarked = [entry.name for entry in vocabulary if entry.frequency is None]
+    if unmarked:
+        raise VocabularyError(f'novel_classes={letters!r} selects by LVIS frequency but '
+                              f'{vocabulary.source!r} has classes without one: {unmarked[:5]}')
+    return [i for i, entry in enumerate(vocabulary) if entry.frequency in letters]
