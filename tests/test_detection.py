@@ -171,3 +171,163 @@ def test_vocabulary_swap_refuses_class_specific_parts(tmp_path):
     model = _build(cfg)
     with pytest.raises(ValueError, match='predicts masks per class.*class_agnostic=True'):
         set_model_vocabulary(model, 'a,b')
+
+
+# -- test-time post-processing: threshold first == mmdet's multiclass_nms path ----------------
+def _text_bbox_head(tmp_path, num_classes, agnostic, loss_cls=None):
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = dict(type='TextShared2FCBBoxHead', in_channels=8, fc_out_channels=16,
+               roi_feat_size=7, num_classes=num_classes, reg_class_agnostic=agnostic,
+               text_classifier=dict(vocabulary=[f'c{i}' for i in range(num_classes)],
+                                    text_tower=tiny_text_tower_cfg(str(tmp_path))))
+    if loss_cls is not None:
+        cfg['loss_cls'] = loss_cls
+    return MODELS.build(cfg).eval()
+
+
+def _random_predictions(num_rois, num_classes, agnostic, seed):
+    """RoIs clustered in a small image (so NMS suppresses), logits, box deltas."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(num_rois, 2, generator=g) * 60
+    wh = torch.rand(num_rois, 2, generator=g) * 30 + 2
+    roi = torch.cat([torch.zeros(num_rois, 1), xy, xy + wh], dim=1)
+    cls_score = torch.randn(num_rois, num_classes + 1, generator=g) * 3
+    cls_score[: num_rois // 4] = cls_score[0]  # ties: equal scores on several RoIs
+    cls_score[-1, 0] = float('nan')  # mmdet judges the rest of a sigmoid row as usual
+    bbox_pred = torch.randn(num_rois, 4 * (1 if agnostic else num_classes), generator=g) * 0.2
+    return roi, cls_score, bbox_pred
+
+
+def _assert_same_results(fast, stock):
+    assert set(fast.keys()) == set(stock.keys())
+    for key in stock.keys():
+        torch.testing.assert_close(fast[key], stock[key], rtol=0, atol=0, equal_nan=True,
+                                   msg=key)  # exactly equal (NaN where mmdet has NaN)
+
+
+def _threshold_keeping(cls_score, activation, pairs):
+    """A score threshold that about ``pairs`` (RoI, class) pairs pass."""
+    scores = activation(cls_score)[:, :-1].flatten()
+    scores = scores[~scores.isnan()].sort(descending=True).values
+    return float(scores[min(pairs, len(scores)) - 1])
+
+
+@pytest.mark.parametrize('num_classes,agnostic,activation', [
+    (1, True, 'softmax'), (7, True, 'softmax'), (80, True, 'softmax'),
+    (1203, True, 'softmax'), (1203, True, 'sigmoid'), (7, False, 'softmax'),
+    (80, False, 'sigmoid')])
+def test_threshold_first_postprocessing_equals_mmdet(tmp_path, monkeypatch, num_classes,
+                                                     agnostic, activation):
+    from mmdet.models.roi_heads.bbox_heads import BBoxHead
+    from mmengine.config import ConfigDict
+    from ovdense.models.detection import postprocess
+    loss_cls = dict(type='FederatedSigmoidLoss') if activation == 'sigmoid' else None
+    head = _text_bbox_head(tmp_path, num_classes, agnostic, loss_cls)
+    img_meta = dict(img_shape=(90, 100), scale_factor=(1.5, 0.8))
+    # a few rows per chunk, so that the chunked thresholding is exercised at every K
+    monkeypatch.setattr(postprocess, 'SCORE_CHUNK_ELEMENTS', 7 * (num_classes + 1))
+    # (surviving pairs, max_per_img, rescale); above 10,000 pairs batched_nms runs per class
+    cases = [(1500, 100, False), (6000, -1, True), (None, 100, False)]
+    if num_classes <= 80:
+        cases.append((10 ** 9, 30, True))  # score_thr = 0: every pair, split NMS
+    for seed, (pairs, max_per_img, rescale) in enumerate(cases):
+        roi, cls_score, bbox_pred = _random_predictions(300, num_classes, agnostic, seed)
+        score_thr = (1.01 if pairs is None else 0.0 if pairs == 10 ** 9 else
+                     _threshold_keeping(cls_score, head._score_activation(), pairs))
+        test_cfg = ConfigDict(score_thr=score_thr, nms=dict(type='nms', iou_threshold=0.5),
+                              max_per_img=max_per_img)
+        for cfg in (test_cfg, None):  # None: aug test, raw boxes and scores, mmdet's path
+            args = (roi, cls_score, bbox_pred, img_meta, rescale, cfg)
+            fast = head._predict_by_feat_single(*args)
+            _assert_same_results(fast, BBoxHead._predict_by_feat_single(head, *args))
+            if cfg is not None:  # not vacuous: detections unless the threshold is above 1
+                assert (len(fast.labels) == 0) == (pairs is None)
+
+
+def test_threshold_first_optional_cap_keeps_the_best_pairs(tmp_path):
+    from mmengine.config import ConfigDict
+    head = _text_bbox_head(tmp_path, 80, True)
+    roi, cls_score, bbox_pred = _random_predictions(200, 80, True, 4)
+    cls_score = cls_score.nan_to_num()
+    img_meta = dict(img_shape=(90, 100), scale_factor=(1.0, 1.0))
+    base = dict(score_thr=0.0, nms=None, max_per_img=-1)  # nms=None: sorted, nothing dropped
+    everything = head._predict_by_feat_single(roi, cls_score, bbox_pred, img_meta, False,
+                                              ConfigDict(base))
+    capped = head._predict_by_feat_single(roi, cls_score, bbox_pred, img_meta, False,
+                                          ConfigDict(base, nms_pre=50))
+    assert len(everything.scores) == 200 * 80 and len(capped.scores) == 50
+    assert torch.equal(capped.scores, everything.scores[:50])
+
+
+def test_mask_rcnn_predictions_equal_mmdet_postprocessing(tmp_path, monkeypatch):
+    """End to end: boxes, scores, labels and the masks made from them (the mask head reads
+    the labels) are the same with the threshold-first path and with mmdet's."""
+    from mmdet.models.roi_heads.bbox_heads import BBoxHead
+    from ovdense.models.detection.bbox_heads import TextClassifierMixin
+    config = osp.join(REPO, 'configs', 'demo',
+                      'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
+    cfg = shrink_config(config, str(tmp_path), vocabulary=','.join(f'c{i}' for i in range(30)))
+    cfg.model.roi_head.mask_head.class_agnostic = False  # masks indexed by the labels
+    model = _build(cfg).eval()
+    data = model.data_preprocessor(_inputs(30, 1), False)
+    with torch.no_grad():
+        fast = model(**data, mode='predict')[0].pred_instances
+    monkeypatch.setattr(TextClassifierMixin, '_predict_by_feat_single',
+                        BBoxHead._predict_by_feat_single)
+    with torch.no_grad():
+        stock = model(**data, mode='predict')[0].pred_instances
+    assert len(stock.labels) > 0
+    _assert_same_results(fast, stock)
+
+
+def test_federated_joint_training_encodes_only_the_scored_classes(tmp_path):
+    """With a class-sampling loss the tower encodes the scored classes only; the loss and
+    every gradient are those of encoding all classes (the other columns get no gradient)."""
+    import copy
+
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    num_classes = 12
+    torch.manual_seed(0)
+    sampled = MODELS.build(dict(
+        type='TextShared2FCBBoxHead', in_channels=8, fc_out_channels=16, roi_feat_size=7,
+        num_classes=num_classes, reg_class_agnostic=True,
+        loss_cls=dict(type='FederatedSigmoidLoss', num_sample_classes=5),
+        text_classifier=dict(vocabulary=[f'class {i}' for i in range(num_classes)],
+                             text_tower=tiny_text_tower_cfg(str(tmp_path)),
+                             prompts=dict(templates='single', use_descriptions=False),
+                             train_text_tower=True)))
+    sampled.init_weights()
+    everything = copy.deepcopy(sampled)
+    everything.fc_cls.encode_scored_classes_only = False
+    assert sampled.fc_cls.encode_scored_classes_only
+    feats, rois = torch.randn(20, 8, 7, 7), torch.rand(20, 5) * 30
+    labels = torch.tensor([0, 3, 3, 7] + [num_classes] * 16)
+    bbox_targets, bbox_weights = torch.randn(20, 4), (labels < num_classes)[:, None].float()
+
+    def step(head):
+        encoded = []  # prompts run through the tower with gradients
+        head.fc_cls.text_tower.encoder.register_forward_pre_hook(
+            lambda module, args: encoded.append(args[0].shape[0])
+            if torch.is_grad_enabled() else None)
+        head.train()
+        cls_score, bbox_pred = head(feats)
+        torch.manual_seed(1)  # the same sampled negative classes
+        losses = head.loss(cls_score, bbox_pred, rois, labels, torch.ones(20), bbox_targets,
+                           bbox_weights)
+        (losses['loss_cls'] + losses['loss_bbox']).backward()
+        grads = {n: p.grad for n, p in head.named_parameters() if p.grad is not None}
+        return losses, grads, sum(encoded)
+
+    losses, grads, encoded = step(sampled)
+    reference_losses, reference_grads, reference_encoded = step(everything)
+    assert (encoded, reference_encoded) == (5, num_classes)  # 3 present + 2 sampled
+    for key in ('loss_cls', 'loss_bbox'):
+        torch.testing.assert_close(losses[key], reference_losses[key])
+    assert set(grads) == set(reference_grads)
+    assert any(n.startswith('fc_cls.text_tower') for n in grads)
+    for name, grad in reference_grads.items():
+        torch.testing.assert_close(grads[name], grad, atol=1e-6, rtol=1e-5, msg=name)

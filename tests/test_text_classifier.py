@@ -48,6 +48,20 @@ def test_zero_background_and_bias(tmp_path):
     assert isinstance(head.logit_bias, torch.nn.Parameter)
 
 
+def test_inference_logits_equal_the_autograd_path(tmp_path):
+    # without autograd the background is a weight row and the bias is added in place;
+    # logits reach the scale (20), where float32 rounds at ~2e-6
+    for background, bias in (('learned', None), ('zero', -2.0), (None, 1.5)):
+        head = make(tmp_path, out_features=3 + (background is not None),
+                    background=background, logit_bias=bias).eval()
+        for features in (torch.randn(7, 48), torch.randn(2, 48, 3, 4)):
+            with torch.no_grad():
+                inference = head(features)
+            training = head(features)
+            assert training.requires_grad and not inference.requires_grad
+            torch.testing.assert_close(inference, training.detach(), rtol=1e-6, atol=1e-5)
+
+
 def test_vocabulary_size_mismatch(tmp_path):
     with pytest.raises(ValueError, match=r"expects 81 outputs but vocabulary .* has 3 classes"):
         make(tmp_path, out_features=81)
@@ -80,8 +94,8 @@ def test_cache_hit_key_change_and_corrupt_file(tmp_path, monkeypatch):
     assert len(files) == 1
 
     calls = []
-    original = towers.TextTower.encode
-    monkeypatch.setattr(towers.TextTower, 'encode',
+    original = towers.TextTower.encode_tokens
+    monkeypatch.setattr(towers.TextTower, 'encode_tokens',
                         lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     second = make(tmp_path, text_tower=tower_cfg, cache_dir=cache_dir).eval()
     torch.testing.assert_close(second.class_embeddings(), expected)
@@ -175,3 +189,31 @@ def test_cache_key_is_the_same_before_and_after_the_tower_is_built(tmp_path):
     before = embedder.fingerprint()
     embedder.tower  # noqa: B018  build it, as a cache miss does
     assert embedder.fingerprint() == before
+
+
+def test_novel_classes_are_left_out_in_training_only(tmp_path):
+    """OV training: left-out classes get no probability, no loss and no gradient (neither
+    their text embedding nor the tower), and their prompts are not encoded; eval scores all."""
+    from ovdense.text.classifier import NOVEL_TRAINING_LOGIT
+    vocab = [dict(name='red circle', frequency='r'), dict(name='red square', frequency='f'),
+             dict(name='blue circle', frequency='c')]
+    head = TextCosineClassifier(in_features=8, vocabulary=vocab, out_features=4,
+                                text_tower=tiny_text_tower_cfg(str(tmp_path)), train_text_tower=True,
+                                novel_classes='r')
+    assert head.trained_class_ids().tolist() == [1, 2]
+    head.train()
+    encoded, encode = [], head.text_tower.encode_tokens
+    head.text_tower.encode_tokens = lambda tokens, *a: encoded.append(len(tokens)) or encode(
+        tokens, *a)
+    logits = head(torch.randn(5, 8))
+    assert (logits[:, 0] == NOVEL_TRAINING_LOGIT).all() and sum(encoded) == 2
+    assert (logits[:, 1:] > NOVEL_TRAINING_LOGIT / 2).all()  # base classes and background
+    loss = F.cross_entropy(logits, torch.tensor([1, 2, 3, 1, 2]))
+    assert torch.equal(F.softmax(logits, -1)[:, 0], torch.zeros(5))
+    loss.backward()
+    head.eval()
+    with torch.no_grad():
+        assert (head(torch.randn(5, 8))[:, 0] > NOVEL_TRAINING_LOGIT / 2).all()
+    with pytest.raises(ValueError, match='leaves no class'):
+        TextCosineClassifier(in_features=8, vocabulary=vocab[:1], text_tower=tiny_text_tower_cfg(
+            str(tmp_path)), novel_classes="r")

@@ -124,3 +124,87 @@ def test_text_state_from_converted_and_full_clip_files():
     assert set(extract_text_state({'state_dict': full_clip})) == set(tower_keys)
     custom = {'text.transformer.x': torch.zeros(1), 'visual.trunk.y': torch.zeros(1)}
     assert set(extract_text_state(custom)) == {'transformer.x'}
+
+
+# -- padding trimmed per batch: the same embeddings as the full context ------------------------
+_VARIED_PROMPTS = ['a cat.', 'a photo of a red circle on a blue background.', 'star',
+                   'a blue star on a background, a shape', 'the green square, a shape',
+                   'an aerosol can, a dispenser that holds a substance under pressure']
+
+
+def _full_context_embeddings(tower, texts):
+    """The reference: every prompt padded to the whole context, one batch."""
+    with torch.no_grad():
+        return F.normalize(tower.eval().encoder(tower.tokenize(texts)).float(), dim=-1)
+
+
+def _encoded_lengths(tower):
+    lengths = []
+    tower.encoder.register_forward_pre_hook(lambda module, args: lengths.append(
+        args[0].shape[1]))
+    return lengths
+
+
+def test_trimmed_batches_equal_full_context_native_and_hf(tmp_path):
+    hf_dir = tiny_roberta_dir(str(tmp_path / 'roberta'))
+    checkpoint = str(tmp_path / 'icar.pth')
+    tiny_icar_text_checkpoint(checkpoint, hf_dir)
+    config = tiny_clip_config(str(tmp_path), context_length=32)
+    towers = {'native': TextTower(config), 'hf': TextTower('icar-roberta-base',
+                                                            checkpoint=checkpoint,
+                                                            hf_dir=hf_dir, context_length=32)}
+    for name, tower in towers.items():
+        reference = _full_context_embeddings(tower, _VARIED_PROMPTS)
+        lengths = _encoded_lengths(tower)
+        trimmed = tower.encode(_VARIED_PROMPTS, batch_size=2)
+        torch.testing.assert_close(trimmed, reference, atol=1e-6, rtol=0, msg=name)
+        assert len(lengths) == 3 and max(lengths) < 32, (name, lengths)  # trimmed, by length
+        assert lengths == sorted(lengths), (name, lengths)
+        # differentiable, in the input order, through the same trimmed path
+        tower.train()
+        grad_path = tower.encode_tokens(tower.tokenize(_VARIED_PROMPTS[::-1]), batch_size=4)
+        assert grad_path.requires_grad
+        if name == 'native':  # no dropout: the training forward is deterministic
+            torch.testing.assert_close(grad_path.detach(), reference.flip(0), atol=1e-6,
+                                       rtol=0)
+
+
+def test_towers_whose_output_reads_padding_are_not_trimmed(tmp_path):
+    from open_clip.hf_model import MaxPooler
+    hf_dir = tiny_roberta_dir(str(tmp_path / 'roberta'))
+    max_pooled = TextTower('icar-roberta-base', hf_dir=hf_dir, context_length=32)
+    max_pooled.encoder.pooler = MaxPooler()  # reads padding positions
+    assert max_pooled._padding_id() is None
+    last_pooled = TextTower(tiny_clip_config(str(tmp_path), context_length=32))
+    last_pooled.encoder.pool_type = 'last'  # the last context position
+    lengths = _encoded_lengths(last_pooled)
+    last_pooled.encode(_VARIED_PROMPTS, batch_size=4)
+    assert lengths == [32, 32]
+
+
+def test_joint_training_samples_prompts_from_tokens_made_once(tmp_path, monkeypatch):
+    import random
+
+    from ovdense.text import TextCosineClassifier
+    from ovdense.text.embeddings import PromptTokens
+    vocabulary = 'red circle,blue star,green square,bow_(weapon)'
+    head = TextCosineClassifier(in_features=32, vocabulary=vocabulary,
+                                text_tower={'model': tiny_clip_config(str(tmp_path))},
+                                prompts=dict(templates='vild'), train_text_tower=True).train()
+    tower = head.text_tower
+    calls = []
+    original = TextTower.tokenize
+    monkeypatch.setattr(TextTower, 'tokenize',
+                        lambda self, texts: calls.append(len(texts)) or original(self, texts))
+    for _ in range(3):
+        head.class_embeddings()
+    assert len(calls) == 1  # all prompts, once; not once per step
+    # the same draws and prompts as PromptStyle.sample_prompt
+    tokens = PromptTokens(tower, head.vocabulary, head.prompt_style)
+    rng = random.Random(7)
+    expected = tower.tokenize([head.prompt_style.sample_prompt(e, rng)
+                               for e in head.vocabulary])
+    assert torch.equal(tokens.sample(rng=random.Random(7)), expected)
+    head.set_vocabulary('cat,dog')
+    head.class_embeddings()
+    assert len(calls) == 4  # rebuilt for the new vocabulary (tokens above: calls 2 and 3)

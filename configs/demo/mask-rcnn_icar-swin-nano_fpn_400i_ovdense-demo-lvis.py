@@ -18,6 +18,7 @@ text_classifier = dict(
     prompts=dict(templates=['a {}.', 'a photo of a {}.', 'an image of a {}.',
                             'a drawing of a {}.'], use_descriptions=True),
     train_text_tower=True,
+    novel_classes='r',  # never a training target, so never taught as a negative either
     scale=20.0)
 
 model = dict(

@@ -19,6 +19,7 @@ text_classifier = dict(
     prompts=dict(templates=['a {}.', 'a photo of a {}.', 'an image of a {}.',
                             'a drawing of a {}.'], use_descriptions=True),
     train_text_tower=True,
+    novel_classes='r',  # absent from training images: not taught as negatives
     background='learned',
     scale=20.0)
 norm_cfg = dict(type='BN', requires_grad=True)

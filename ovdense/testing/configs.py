@@ -59,10 +59,15 @@ def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None) -> 
             # one template: LVIS x 80 templates through even a tiny tower dominates a smoke test
             classifier['prompts'] = dict(classifier.get('prompts') or {}, templates='single')
             classifier.pop('embeddings_file', None)
+            stand_in = None
             if vocabulary is not None:
-                classifier['vocabulary'] = vocabulary
+                stand_in = vocabulary
             elif _is_missing_file(classifier.get('vocabulary')):  # dataset-made vocab files
-                classifier['vocabulary'] = [f'class {i}' for i in range(node['num_classes'])]
+                stand_in = [f'class {i}' for i in range(node['num_classes'])]
+            if stand_in is not None:
+                classifier['vocabulary'] = stand_in
+                # bare names carry no frequency / split to select novel classes by
+                classifier.pop('novel_classes', None)
     _shrink_neck(cfg.model)
     _shrink_decode_heads(cfg.model)
     _shrink_cls_head(cfg.model)

@@ -16,13 +16,16 @@ from mmengine.model import BaseModule
 
 from ..registry import register
 from .distributed import encode_sharded
-from .embeddings import (EmbeddingCache, FrozenTextEmbedder, build_class_embeddings,
-                         describe_embeddings, load_classifier_file)
+from .embeddings import (EmbeddingCache, FrozenTextEmbedder, PromptTokens,
+                         build_class_embeddings, describe_embeddings, load_classifier_file)
 from .prompts import PromptStyle
 from .towers import TextTower, load_tower_config
-from .vocabulary import Vocabulary, load_vocabulary
+from .vocabulary import NovelSelection, Vocabulary, load_vocabulary, novel_class_ids
 
 BACKGROUND_MODES = ('learned', 'zero')
+# exp() underflows to exactly 0 and sigmoid BCE against a 0 target is exactly 0: a class with
+# this logit takes no probability mass and gets no gradient.
+NOVEL_TRAINING_LOGIT = -1e4
 
 
 @register('MODELS')
@@ -52,6 +55,14 @@ class TextCosineClassifier(BaseModule):
             sharded over ranks); otherwise it is frozen and its embeddings are cached.
         random_embeddings: control experiment: fixed random class embeddings (seeded by the
             class name) instead of the text tower.
+        novel_classes: classes left out while training, as the OV datasets' option of that
+            name (LVIS frequency letters such as ``'r'``, ``'novel'`` for a vocabulary's
+            ``split`` field, or names; see :func:`~ovdense.text.vocabulary.novel_class_ids`).
+            No training box or pixel is labelled with them, so scoring them would only teach
+            them (and a jointly trained tower) as negatives. In training their logits are
+            a constant ``NOVEL_TRAINING_LOGIT`` (no probability, no loss, no gradient under
+            softmax or sigmoid losses) and their prompts are not encoded; evaluation scores
+            every class. Label indices are unchanged.
         cache_dir: embedding cache directory (default ``$OVDENSE_CACHE_DIR`` or
             ``~/.cache/ovdense/text_embeddings``).
     """
@@ -62,7 +73,8 @@ class TextCosineClassifier(BaseModule):
                  learn_scale: bool = False, max_scale: float = 100.0,
                  logit_bias: Optional[float] = None, projection: Union[str, bool] = 'auto',
                  embeddings_file: Optional[str] = None, train_text_tower: bool = False,
-                 random_embeddings: bool = False, cache_dir: Optional[str] = None,
+                 random_embeddings: bool = False, novel_classes: NovelSelection = None,
+                 cache_dir: Optional[str] = None,
                  encode_batch_size: int = 256, init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.in_features = in_features
@@ -71,6 +83,8 @@ class TextCosineClassifier(BaseModule):
         self.prompt_style = PromptStyle.build(**(prompts or {}))
         self.embeddings_file = embeddings_file
         self.random_embeddings = random_embeddings
+        self.novel_classes = novel_classes
+        self._check_novel_classes()
         self.cache_dir = cache_dir
         self.encode_batch_size = encode_batch_size
         self.embed_dim = self._resolve_embed_dim()
@@ -88,7 +102,13 @@ class TextCosineClassifier(BaseModule):
             self.text_tower.snapshot_initial_state()
         # Outside the module tree: a frozen tower is not saved, moved or re-initialised.
         self._frozen_embedder: Optional[FrozenTextEmbedder] = None
+        self._prompt_token_cache: Optional[PromptTokens] = None
         self._embeddings: Optional[torch.Tensor] = None
+        # Joint training whose loss scores a sampled subset of classes per step (set by the
+        # host head, see score_classes): only those classes' prompts run through the tower.
+        self.encode_scored_classes_only = False
+        self._class_bank: Optional[torch.Tensor] = None  # the forward's (detached) weights
+        self._scored_features: Optional[torch.Tensor] = None
         self._register_load_state_dict_pre_hook(self._on_load_state_dict)
 
     # -- construction ----------------------------------------------------------------------
@@ -110,6 +130,20 @@ class TextCosineClassifier(BaseModule):
     def _check_tower_configured(self, why: str) -> None:
         if not self.text_tower_cfg.get('model'):
             raise ValueError(f"TextCosineClassifier: {why} needs text_tower=dict(model=...)")
+
+    def _check_novel_classes(self) -> None:
+        if self.novel_classes is not None and len(self.trained_class_ids()) == 0:
+            raise ValueError(f'novel_classes={self.novel_classes!r} leaves no class of '
+                             f'{self.vocabulary.source!r} to train on')
+
+    def trained_class_ids(self) -> torch.Tensor:
+        """Indices of the classes scored in training mode (all but ``novel_classes``)."""
+        novel = set(novel_class_ids(self.vocabulary, self.novel_classes))
+        return torch.tensor([i for i in range(self.num_classes) if i not in novel],
+                            dtype=torch.long)
+
+    def _leaves_classes_out(self) -> bool:
+        return self.training and self.novel_classes is not None
 
     def _resolve_embed_dim(self) -> int:
         if self.text_tower_cfg.get('model'):
@@ -164,7 +198,11 @@ class TextCosineClassifier(BaseModule):
         # A host head's init_cfg may override everything under fc_cls; restore the tower.
         if self.train_text_tower:
             self.text_tower.reset_parameters()
+        self._forget_embeddings()
+
+    def _forget_embeddings(self) -> None:
         self._embeddings = None
+        self._class_bank = None
 
     # -- vocabulary ------------------------------------------------------------------------
     def set_vocabulary(self, vocabulary, embeddings_file: Optional[str] = None) -> None:
@@ -173,12 +211,14 @@ class TextCosineClassifier(BaseModule):
         self.embeddings_file = embeddings_file
         if embeddings_file:
             load_classifier_file(embeddings_file, self.num_classes, self.embed_dim)
-        self._embeddings = None
+        self._forget_embeddings()
 
     # -- class embeddings ------------------------------------------------------------------
     def class_embeddings(self, device=None) -> torch.Tensor:
         """(K, D) unit-norm class embeddings for the current mode and vocabulary."""
         device = device or self.log_scale.device
+        if self._defers_encoding():
+            return self._bank_embeddings(device)
         if self.training and self.train_text_tower:
             return self._sampled_embeddings()
         if self._embeddings is None or self._embeddings.device != torch.device(device):
@@ -186,9 +226,59 @@ class TextCosineClassifier(BaseModule):
         return self._embeddings
 
     def _sampled_embeddings(self) -> torch.Tensor:
-        prompts = [self.prompt_style.sample_prompt(entry) for entry in self.vocabulary]
-        return encode_sharded(lambda start, stop: self.text_tower(prompts[start:stop]),
-                              len(prompts))
+        # Batches of encode_batch_size prompts of similar length, each cut to its longest
+        # prompt: less padding to run forward and backward through than one batch of K.
+        if not self._leaves_classes_out():
+            return self._encode_sampled_prompts(None)
+        trained = self.trained_class_ids()
+        encoded = self._encode_sampled_prompts(trained.tolist())
+        # zero rows for the left-out classes: their logits are overwritten in forward
+        return encoded.new_zeros(self.num_classes, encoded.shape[1]).index_copy(
+            0, trained.to(encoded.device), encoded)
+
+    def _encode_sampled_prompts(self, classes) -> torch.Tensor:
+        tokens = self._prompt_tokens().sample(classes)
+        return encode_sharded(lambda start, stop: self.text_tower.encode_tokens(
+            tokens[start:stop], self.encode_batch_size), len(tokens))
+
+    # -- joint training with a sampled subset of scored classes ----------------------------
+    def _defers_encoding(self) -> bool:
+        return self.encode_scored_classes_only and self.training and self.train_text_tower
+
+    def _bank_embeddings(self, device) -> torch.Tensor:
+        """The forward's class weights when the loss picks the classes it scores after the
+        forward: no gradient, kept from the classes' last encoding (the full ensemble at
+        first), so the forward's logits stay meaningful for whoever reads them (e.g. Cascade
+        R-CNN's refinement). :meth:`score_classes` then recomputes the scored columns."""
+        if self._class_bank is None or self._class_bank.device != torch.device(device):
+            self._class_bank = self._eval_embeddings(device).to(device)
+        return self._class_bank
+
+    def score_classes(self, logits: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """``logits`` of the last training forward, with the columns of ``classes`` computed
+        from freshly encoded prompts (differentiable through the tower).
+
+        For a loss that scores only ``classes`` (federated sampling) this gives the same
+        loss and gradients as encoding every class: the other columns carry no gradient.
+        """
+        if not self._defers_encoding() or self._scored_features is None:
+            raise RuntimeError('score_classes follows a training forward with '
+                               'encode_scored_classes_only=True and a trainable tower')
+        x, self._scored_features = self._scored_features, None
+        tokens = self._prompt_tokens().sample(classes.tolist())
+        fresh = self.text_tower.encode_tokens(tokens, self.encode_batch_size).to(x.dtype)
+        # a new bank, not an in-place update: the forward's product saved the old one
+        self._class_bank = self._class_bank.index_copy(0, classes, fresh.detach())
+        logits = logits.index_copy(1, classes, self._class_logits(x, fresh))
+        return self._without_novel_classes(logits) if self._leaves_classes_out() else logits
+
+    def _prompt_tokens(self) -> PromptTokens:
+        """The vocabulary's prompts tokenised once (rebuilt when the vocabulary changes)."""
+        if (self._prompt_token_cache is None
+                or not self._prompt_token_cache.built_for(self.vocabulary, self.prompt_style)):
+            self._prompt_token_cache = PromptTokens(self.text_tower, self.vocabulary,
+                                                    self.prompt_style)
+        return self._prompt_token_cache
 
     @torch.no_grad()
     def _eval_embeddings(self, device) -> torch.Tensor:
@@ -199,7 +289,8 @@ class TextCosineClassifier(BaseModule):
             return random_class_embeddings(self.vocabulary, self.embed_dim)
         if self.train_text_tower:  # weights change during training: no disk cache
             return build_class_embeddings(self.text_tower, self.vocabulary, self.prompt_style,
-                                          self.encode_batch_size)
+                                          self.encode_batch_size,
+                                          prompt_tokens=self._prompt_tokens())
         return self._cached_frozen_embeddings(device)
 
     def _cached_frozen_embeddings(self, device) -> torch.Tensor:
@@ -219,7 +310,7 @@ class TextCosineClassifier(BaseModule):
         return super().train(mode)
 
     def _on_load_state_dict(self, *args, **kwargs) -> None:
-        self._embeddings = None
+        self._forget_embeddings()
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, features: torch.Tensor) -> torch.Tensor:
@@ -228,18 +319,52 @@ class TextCosineClassifier(BaseModule):
         x = features.permute(0, 2, 3, 1) if dense else features
         # Scaling the features (N x D) rather than the logits (N x K) saves a pass over N x K.
         x = F.normalize(self.projection(x), dim=-1) * self.scale
-        logits = x @ self.class_embeddings(x.device).to(x.dtype).t()
-        if self.logit_bias is not None:
-            logits = logits + self.logit_bias
-        if self.background is not None:
-            logits = torch.cat([logits, self._background_logit(x)], dim=-1)
+        embeddings = self.class_embeddings(x.device).to(x.dtype)
+        if self._defers_encoding():
+            self._scored_features = x
+        if torch.is_grad_enabled():
+            logits = self._logits_for_autograd(x, embeddings)
+        else:
+            logits = self._logits_in_one_buffer(x, embeddings)
+        if self._leaves_classes_out():
+            logits = self._without_novel_classes(logits)
         return logits.permute(0, 3, 1, 2) if dense else logits
 
-    def _background_logit(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., 1); computed apart so the class weights are never concatenated per call."""
+    def _logits_for_autograd(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """The background logit is computed apart: a trainable background row inside the
+        weight matrix would make autograd compute a (K+1) x D weight gradient, an extra
+        N x D x K product, for one trainable row."""
+        logits = self._class_logits(x, embeddings)
+        if self.background is None:
+            return logits
+        return torch.cat([logits, x @ self._background_weight(x).t()], dim=-1)
+
+    def _without_novel_classes(self, logits: torch.Tensor) -> torch.Tensor:
+        novel = torch.ones(logits.shape[-1], dtype=torch.bool, device=logits.device)
+        novel[self.trained_class_ids().to(logits.device)] = False
+        novel[self.num_classes:] = False  # background column
+        return logits.masked_fill(novel, NOVEL_TRAINING_LOGIT)
+
+    def _class_logits(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        logits = x @ embeddings.t()
+        return logits if self.logit_bias is None else logits + self.logit_bias
+
+    def _logits_in_one_buffer(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """Without autograd the product is the only N x (K+1) buffer: the background row is
+        appended to the (K, D) weights (small) instead of a column to the logits, and the
+        bias is added in place."""
+        if self.background is not None:
+            embeddings = torch.cat([embeddings, self._background_weight(x)])
+        logits = x @ embeddings.t()
+        if self.logit_bias is not None:
+            logits[..., :self.num_classes] += self.logit_bias
+        return logits
+
+    def _background_weight(self, x: torch.Tensor) -> torch.Tensor:
+        """(1, D): the background's unit embedding, or zeros (a logit of 0)."""
         if self.background == 'zero':
-            return x.new_zeros(x.shape[:-1] + (1,))
-        return x @ F.normalize(self.background_embedding, dim=0).to(x.dtype)[:, None]
+            return x.new_zeros(1, x.shape[-1])
+        return F.normalize(self.background_embedding, dim=0).to(x.dtype)[None]
 
     def extra_repr(self) -> str:
         return (f'in_features={self.in_features}, classes={self.num_classes}, '

@@ -4,7 +4,7 @@ import json
 import os
 import os.path as osp
 import warnings
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -35,12 +35,45 @@ def ensemble_prompts(vocabulary: Vocabulary, style: PromptStyle
     return list(unique), per_class
 
 
+class PromptTokens:
+    """Every prompt of a vocabulary's ensemble, tokenised once.
+
+    Joint training encodes one random prompt per class on every step; sampling token rows
+    from here replaces formatting and tokenising K prompts per step (open_clip's HF
+    tokenizer also cleans every prompt with ftfy on every call).
+    """
+
+    def __init__(self, tower, vocabulary: Vocabulary, style: PromptStyle):
+        self.vocabulary, self.style = vocabulary, style
+        prompts, self.per_class = ensemble_prompts(vocabulary, style)
+        self.tokens = tower.tokenize(prompts)
+
+    def built_for(self, vocabulary: Vocabulary, style: PromptStyle) -> bool:
+        return self.vocabulary is vocabulary and self.style is style
+
+    def sample(self, classes: Optional[Sequence[int]] = None, rng=None) -> torch.Tensor:
+        """(len(classes), context) token rows (default: every class): one prompt per class,
+        drawn exactly as :meth:`PromptStyle.sample_prompt` draws it (same random calls)."""
+        num_templates = len(self.style.templates)
+        classes = range(len(self.per_class)) if classes is None else classes
+        rows = [self.per_class[c][self.style.sample_prompt_index(
+            len(self.per_class[c]) // num_templates, rng)] for c in classes]
+        return self.tokens[rows]
+
+
 def build_class_embeddings(tower, vocabulary: Vocabulary, style: PromptStyle,
-                           batch_size: int = 256, progress: bool = False) -> torch.Tensor:
+                           batch_size: int = 256, progress: bool = False,
+                           prompt_tokens: Optional[PromptTokens] = None) -> torch.Tensor:
     """(K, D) unit-norm class embeddings: per prompt normalise, mean per class, re-normalise
-    (the convention of open_clip's zero-shot classifier and mmseg's CLIPTextEncoder)."""
-    prompts, per_class = ensemble_prompts(vocabulary, style)
-    encoded = tower.encode(prompts, batch_size=batch_size, progress=progress)
+    (the convention of open_clip's zero-shot classifier and mmseg's CLIPTextEncoder).
+    ``prompt_tokens`` (made for this vocabulary and style) skips the tokenisation."""
+    prompt_tokens = prompt_tokens or PromptTokens(tower, vocabulary, style)
+    encoded = tower.encode_tokens_eval(prompt_tokens.tokens, batch_size, progress)
+    return average_per_class(encoded, prompt_tokens.per_class)
+
+
+def average_per_class(encoded: torch.Tensor, per_class: List[List[int]]) -> torch.Tensor:
+    """(K, D): the normalised sum of each class's prompt embeddings (rows of ``encoded``)."""
     index = torch.tensor([i for ids in per_class for i in ids], device=encoded.device)
     owner = torch.repeat_interleave(torch.arange(len(per_class), device=encoded.device),
                                     torch.tensor([len(ids) for ids in per_class],

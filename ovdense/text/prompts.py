@@ -63,8 +63,17 @@ class PromptStyle:
 
     def sample_prompt(self, entry: ClassEntry, rng: Optional[random.Random] = None) -> str:
         """One random prompt per class, as iCAR samples during joint training."""
+        index = self.sample_prompt_index(len(self.subjects(entry)), rng)
+        return self.class_prompts(entry)[index]
+
+    def sample_prompt_index(self, num_subjects: int, rng: Optional[random.Random] = None
+                            ) -> int:
+        """Index into :meth:`class_prompts` of a random template applied to a random
+        subject (the template is drawn first)."""
         rng = rng or random
-        return rng.choice(self.templates).format(rng.choice(self.subjects(entry)))
+        template = rng.randrange(len(self.templates))
+        subject = rng.randrange(num_subjects)
+        return subject * len(self.templates) + template
 
     def fingerprint(self) -> list:
         return [list(self.templates), self.use_descriptions, self.description_format,

@@ -4,6 +4,7 @@ Native CLIP text transformers and Hugging Face encoders (as open_clip configures
 iCAR's RoBERTa + mean pooling + bias-free projection) are built from an open_clip model name
 or a JSON config, with weights from a LOCAL checkpoint only: nothing is downloaded.
 """
+import contextlib
 import hashlib
 import json
 import os.path as osp
@@ -19,6 +20,11 @@ from ..utils.open_clip_configs import load_open_clip_config
 # Keys of a full open_clip CLIP state dict that belong to the text tower.
 _CLIP_TEXT_KEYS = ('token_embedding.', 'positional_embedding', 'transformer.', 'ln_final.',
                    'text_projection', 'cls_emb', 'attn_mask')
+# open_clip poolers of HF towers whose output ignores padding positions (see
+# TextTower._padding_id), and native-tower pool types that read no position after the
+# end-of-text token.
+PADDING_FREE_HF_POOLERS = ('MeanPooler', 'ClsPooler', 'ClsLastHiddenStatePooler')
+CAUSAL_POOLS = ('argmax', 'eos', 'first')
 
 
 def load_tower_config(model: str) -> Dict:
@@ -152,26 +158,104 @@ class TextTower(nn.Module):
     def device(self) -> torch.device:
         return next(self.encoder.parameters()).device
 
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """(len(texts), context_length) token ids, on the CPU."""
+        return self.tokenizer(list(texts))
+
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         """Unit-norm embeddings (len(texts), embed_dim); differentiable."""
-        tokens = self.tokenizer(list(texts)).to(self.device)
-        return F.normalize(self.encoder(tokens).float(), dim=-1)
+        return self.encode_tokens(self.tokenize(texts))
+
+    def encode_tokens(self, tokens: torch.Tensor, batch_size: Optional[int] = None,
+                      progress: bool = False) -> torch.Tensor:
+        """Unit-norm embeddings of token rows, in their order; differentiable.
+
+        Where padding cannot change a tower's output (:meth:`_padding_id`), rows are
+        encoded in batches of similar length (sorted by length), each cut to its longest
+        sequence: most prompts are far shorter than the context (77 for CLIP), and the
+        tower's cost grows with the padded length. ``batch_size`` None: one batch.
+        """
+        order = self._length_order(tokens)
+        batch_size = batch_size or max(len(tokens), 1)
+        batches = range(0, len(tokens), batch_size)
+        if progress:
+            from tqdm import tqdm
+            batches = tqdm(batches, desc='encoding prompts', unit='batch')
+        chunks = [self._encode_batch(tokens[order[i:i + batch_size]]) for i in batches]
+        if not chunks:
+            return torch.empty(0, self.embed_dim, device=self.device)
+        encoded = torch.cat(chunks)
+        return encoded[order.argsort().to(encoded.device)]  # back to the input order
+
+    def _length_order(self, tokens: torch.Tensor) -> torch.Tensor:
+        if self._padding_id() is None:
+            return torch.arange(len(tokens))
+        return (tokens != self._padding_id()).sum(1).argsort(stable=True)
+
+    def _encode_batch(self, tokens: torch.Tensor) -> torch.Tensor:
+        tokens = tokens[:, :self._used_length(tokens)].to(self.device)
+        with self._causal_mask_for(tokens.shape[1]):
+            return F.normalize(self.encoder(tokens).float(), dim=-1)
+
+    def _used_length(self, tokens: torch.Tensor) -> int:
+        """Columns up to the last one that holds a token in some row (all, if padding
+        can change the output)."""
+        pad = self._padding_id()
+        if pad is None or tokens.shape[0] == 0:
+            return tokens.shape[1]
+        used = (tokens != pad).any(0).nonzero()
+        return int(used[-1]) + 1 if len(used) else 1
+
+    def _padding_id(self) -> Optional[int]:
+        """The padding token id when trailing padding cannot change the embeddings, else None.
+
+        HF towers: the attention mask excludes padding and the pooler ignores it (mean over
+        the mask, or the first token; open_clip's MaxPooler reads padding positions). Native
+        CLIP towers: causal attention (a position sees only earlier ones), no appended class
+        token, and pooling at or before the end-of-text token.
+        """
+        encoder = self.encoder
+        if self.is_hf:
+            if type(encoder.pooler).__name__ in PADDING_FREE_HF_POOLERS:
+                return encoder.config.pad_token_id
+            return None
+        causal = (getattr(encoder, 'attn_mask', None) is not None
+                  and getattr(encoder, 'cls_emb', None) is None
+                  and not getattr(encoder, 'use_pad_mask', False))
+        if causal and getattr(encoder, 'pool_type', None) in CAUSAL_POOLS:
+            return getattr(encoder, 'pad_id', None)
+        return None
+
+    @contextlib.contextmanager
+    def _causal_mask_for(self, length: int):
+        """open_clip's TextTransformer hands its whole (context x context) causal mask to
+        the attention whatever the input length; a shorter input needs its top-left corner."""
+        full = None if self.is_hf else getattr(self.encoder, 'attn_mask', None)
+        if full is None or full.shape[0] == length:
+            yield
+            return
+        self.encoder.attn_mask = full[:length, :length]
+        try:
+            yield
+        finally:
+            self.encoder.attn_mask = full
 
     @torch.no_grad()
     def encode(self, texts: Sequence[str], batch_size: int = 256, progress: bool = False
                ) -> torch.Tensor:
         """Embeddings of many texts in batches, without building a graph."""
-        batches = range(0, len(texts), batch_size)
-        if progress:
-            from tqdm import tqdm
-            batches = tqdm(batches, desc='encoding prompts', unit='batch')
+        return self.encode_tokens_eval(self.tokenize(texts), batch_size, progress)
+
+    @torch.no_grad()
+    def encode_tokens_eval(self, tokens: torch.Tensor, batch_size: int = 256,
+                           progress: bool = False) -> torch.Tensor:
+        """:meth:`encode_tokens` in eval mode (no dropout), without building a graph."""
         was_training = self.training
         self.eval()
         try:
-            chunks = [self(texts[i:i + batch_size]) for i in batches]
+            return self.encode_tokens(tokens, batch_size, progress)
         finally:
             self.train(was_training)
-        return torch.cat(chunks) if chunks else torch.empty(0, self.embed_dim)
 
     def describe(self) -> str:
         return f'{self.model_name} (dim {self.embed_dim}, checkpoint {self.checkpoint})'

@@ -3,17 +3,28 @@
 Everything of ``ConvFCBBoxHead`` is kept (shared convs/fcs, regression, losses); only
 ``fc_cls`` is built as ``TextCosineClassifier`` from one key, ``text_classifier``. A stock
 config adopts it by renaming the head's ``type`` and adding that key.
+
+At test time the heads threshold the scores before pairing boxes with classes
+(:mod:`.postprocess`): the same detections as mmdet's ``multiclass_nms``, without its
+N x K expansion of boxes and labels, which dominates inference with a large vocabulary.
 """
+from functools import partial
 from typing import Dict
 
+import torch
+import torch.nn.functional as F
 from mmdet.models.roi_heads.bbox_heads import (ConvFCBBoxHead, Shared2FCBBoxHead,
                                                Shared4Conv1FCBBoxHead)
+from mmdet.structures.bbox import get_box_tensor, scale_boxes
+from mmengine.structures import InstanceData
 
 from ...registry import register
+from .postprocess import keep_top_scores, nms_pairs, pair_boxes, scored_pairs
 
 
 class TextClassifierMixin:
-    """Builds ``fc_cls`` from ``text_classifier`` (TextCosineClassifier settings)."""
+    """Builds ``fc_cls`` from ``text_classifier`` (TextCosineClassifier settings), and
+    post-processes test-time scores threshold-first."""
 
     def __init__(self, *args, text_classifier: Dict, **kwargs):
         if 'cls_predictor_cfg' in kwargs:
@@ -24,6 +35,67 @@ class TextClassifierMixin:
         # The stock Normal(0.01) override of fc_cls would also hit a trainable text tower.
         self.init_cfg = [cfg for cfg in (self.init_cfg or [])
                          if _override_name(cfg) != 'fc_cls']
+        # A loss that scores a sampled subset of classes per step (federated) needs only
+        # those classes' prompts encoded by a jointly trained tower: see loss().
+        self.fc_cls.encode_scored_classes_only = bool(
+            getattr(self.loss_cls, 'samples_classes', False))
+
+    def loss(self, cls_score, bbox_pred, rois, labels, *args, **kwargs) -> dict:
+        """mmdet's loss; with a class-sampling loss and a jointly trained tower, the classes
+        are sampled first and only their logit columns are computed through the tower (the
+        other columns carry no gradient, so loss and gradients are unchanged; the logged
+        accuracy sees the other columns as of their last encoding)."""
+        if not (self.training and self.fc_cls.encode_scored_classes_only
+                and self.fc_cls.train_text_tower):
+            return super().loss(cls_score, bbox_pred, rois, labels, *args, **kwargs)
+        mask = self.loss_cls.class_mask(labels, self.num_classes)
+        cls_score = self.fc_cls.score_classes(cls_score, mask.nonzero().squeeze(1))
+        with self.loss_cls.pinned_class_mask(mask):
+            return super().loss(cls_score, bbox_pred, rois, labels, *args, **kwargs)
+
+    def _predict_by_feat_single(self, roi, cls_score, bbox_pred, img_meta, rescale=False,
+                                rcnn_test_cfg=None) -> InstanceData:
+        """mmdet's results (same boxes, scores, labels and order), thresholding first.
+
+        Without a test_cfg (aug test: raw boxes and all scores) or without box regression,
+        mmdet's own path runs.
+        """
+        if (rcnn_test_cfg is None or roi.shape[0] == 0 or cls_score is None
+                or bbox_pred is None or torch.onnx.is_in_onnx_export()):
+            return super()._predict_by_feat_single(roi, cls_score, bbox_pred, img_meta,
+                                                   rescale, rcnn_test_cfg)
+        roi_index, labels, scores = scored_pairs(cls_score, self._score_activation(),
+                                                 rcnn_test_cfg.score_thr)
+        roi_index, labels, scores = keep_top_scores(rcnn_test_cfg.get('nms_pre'),
+                                                    roi_index, labels, scores)
+        boxes, box_dim = self._decoded_boxes(roi, bbox_pred, img_meta, rescale)
+        dets, labels = nms_pairs(pair_boxes(boxes, roi_index, labels, box_dim), scores,
+                                 labels, rcnn_test_cfg.nms, rcnn_test_cfg.max_per_img)
+        results = InstanceData()
+        results.bboxes = dets[:, :-1]
+        results.scores = dets[:, -1]
+        results.labels = labels
+        return results
+
+    def _decoded_boxes(self, roi, bbox_pred, img_meta, rescale):
+        """``(boxes, box_dim)``: every RoI's box(es) decoded, clipped and rescaled exactly as
+        in mmdet's ``BBoxHead._predict_by_feat_single``; (N, box_dim) when class-agnostic,
+        else (N, K * box_dim)."""
+        num_classes = 1 if self.reg_class_agnostic else self.num_classes
+        rois = roi.repeat_interleave(num_classes, dim=0)
+        boxes = self.bbox_coder.decode(rois[..., 1:],
+                                       bbox_pred.view(-1, self.bbox_coder.encode_size),
+                                       max_shape=img_meta['img_shape'])
+        if rescale and boxes.size(0) > 0:
+            boxes = scale_boxes(boxes, [1 / s for s in img_meta['scale_factor']])
+        boxes = get_box_tensor(boxes)
+        return boxes.view(roi.shape[0], -1), boxes.size(-1)
+
+    def _score_activation(self):
+        """What mmdet applies to the logits: the loss's own activation, or softmax."""
+        if self.custom_cls_channels:
+            return self.loss_cls.get_activation
+        return partial(F.softmax, dim=-1)
 
 
 def _override_name(init_cfg: Dict):

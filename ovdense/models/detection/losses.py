@@ -4,6 +4,7 @@ Per class binary cross-entropy instead of a softmax; with ``federated=True`` eac
 scores the classes present in the batch plus negatives sampled by frequency^power, because
 LVIS annotations are not exhaustive for absent classes.
 """
+import contextlib
 import json
 from typing import Dict, Optional
 
@@ -49,13 +50,34 @@ class FederatedSigmoidLoss(nn.Module):
         if class_frequencies_file is not None:
             weights = lvis_class_frequencies(class_frequencies_file) ** frequency_power
         self.register_buffer('sampling_weights', weights, persistent=False)
+        self._pinned_mask: Optional[torch.Tensor] = None
+
+    @property
+    def samples_classes(self) -> bool:
+        """Whether a training step scores a sampled subset of the classes: a head with a
+        jointly trained text tower then encodes only those classes' prompts."""
+        return self.federated
+
+    @contextlib.contextmanager
+    def pinned_class_mask(self, mask: torch.Tensor):
+        """Score exactly ``mask``'s classes in the calls inside: the head sampled them
+        before computing the loss, to encode only their prompts."""
+        self._pinned_mask = mask
+        try:
+            yield
+        finally:
+            self._pinned_mask = None
 
     def get_cls_channels(self, num_classes: int) -> int:
         return num_classes + 1
 
     def get_activation(self, cls_score: torch.Tensor) -> torch.Tensor:
+        """Per-class sigmoid; the background column scores 0 (it is not a class here)."""
         scores = cls_score.sigmoid()
-        return torch.cat([scores[:, :-1], scores.new_zeros(len(scores), 1)], dim=1)
+        if scores.requires_grad:  # sigmoid's backward reads its output: no in-place edit
+            return torch.cat([scores[:, :-1], scores.new_zeros(len(scores), 1)], dim=1)
+        scores[:, -1] = 0  # in place: no second (N, K + 1) buffer at inference
+        return scores
 
     def get_accuracy(self, cls_score: torch.Tensor, labels: torch.Tensor) -> Dict:
         num_classes = cls_score.shape[1] - 1
@@ -67,6 +89,8 @@ class FederatedSigmoidLoss(nn.Module):
 
     def class_mask(self, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
         """1 for the classes scored this step: present ones plus sampled negatives."""
+        if self._pinned_mask is not None:
+            return self._pinned_mask
         if not (self.federated and self.training):
             return labels.new_ones(num_classes, dtype=torch.float)
         present = labels[labels < num_classes].unique()

@@ -1,0 +1,79 @@
+"""Box post-processing that applies the score threshold before pairing boxes with classes.
+
+mmdet's ``multiclass_nms`` first expands the scores into N x K (box, score, label) triples
+(class-agnostic boxes are repeated K times, labels are an N x K int64 matrix) and only then
+drops the pairs under ``score_thr``. With an open vocabulary (K = 21,000) that expansion is
+most of the inference time and memory. Here the threshold comes first, on row chunks of the
+score matrix, and only the surviving (RoI, class) pairs are gathered.
+
+The surviving pairs come out in mmdet's order (RoI-major, then class), with the same boxes,
+scores and labels, so ``batched_nms`` receives exactly the input it gets from
+``multiclass_nms`` and returns exactly the same detections.
+"""
+from typing import Callable, Dict, Optional, Tuple
+
+import torch
+from mmcv.ops import batched_nms
+
+# Activated scores exist for at most this many (RoI, class) entries at a time (4 MB of
+# float32): the transient memory of thresholding does not grow with N x K.
+SCORE_CHUNK_ELEMENTS = 1 << 20
+
+
+def scored_pairs(cls_score: torch.Tensor, activation: Callable[[torch.Tensor], torch.Tensor],
+                 score_thr: float) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """RoI indices, labels and scores of every (RoI, class) pair scoring above ``score_thr``.
+
+    ``cls_score`` is (N, K + 1) with the background last (it never forms a pair).
+    ``activation`` (softmax or a loss's custom activation) works row by row, so applying it
+    to chunks of rows gives the same values as applying it to the whole matrix.
+    """
+    rows = max(1, SCORE_CHUNK_ELEMENTS // cls_score.shape[1])
+    parts = [_chunk_pairs(cls_score[start:start + rows], activation, score_thr, start)
+             for start in range(0, cls_score.shape[0], rows)]
+    return tuple(torch.cat(column) for column in zip(*parts))
+
+
+def _chunk_pairs(cls_score: torch.Tensor, activation, score_thr: float, first_roi: int):
+    """:func:`scored_pairs` of a chunk of rows; its activated scores are freed on return."""
+    scores = activation(cls_score)[:, :-1]
+    # Most rows hold no score above the threshold. Their maximum rules them out in one
+    # read, which costs far less than comparing and nonzero over the whole chunk; a NaN
+    # maximum is kept so that such rows are judged element by element, as mmdet does.
+    row_max = scores.amax(dim=1)
+    hit_rows = ((row_max > score_thr) | row_max.isnan()).nonzero().squeeze(1)
+    hits = scores[hit_rows]
+    roi, label = (hits > score_thr).nonzero(as_tuple=True)
+    return hit_rows[roi] + first_roi, label, hits[roi, label]
+
+
+def keep_top_scores(max_pairs: Optional[int], *pairs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """Optional cap before NMS (``nms_pre`` in the R-CNN test_cfg): the ``max_pairs``
+    highest-scoring pairs, still in RoI-major order. ``pairs`` ends with the scores."""
+    scores = pairs[-1]
+    if not max_pairs or max_pairs <= 0 or len(scores) <= max_pairs:
+        return pairs
+    keep = scores.topk(max_pairs).indices.sort().values
+    return tuple(t[keep] for t in pairs)
+
+
+def nms_pairs(boxes: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor,
+              nms_cfg: Optional[Dict], max_per_img: int
+              ) -> Tuple[torch.Tensor, torch.Tensor]:
+    """``(dets (M, box_dim + 1), labels (M,))``: the tail of mmdet's ``multiclass_nms``."""
+    if boxes.numel() == 0:
+        return torch.cat([boxes, scores[:, None]], -1), labels
+    dets, keep = batched_nms(boxes, scores, labels, nms_cfg)
+    if max_per_img > 0:
+        dets, keep = dets[:max_per_img], keep[:max_per_img]
+    return dets, labels[keep]
+
+
+def pair_boxes(boxes: torch.Tensor, roi: torch.Tensor, labels: torch.Tensor,
+               box_dim: int) -> torch.Tensor:
+    """The box of each pair: (N, box_dim) class-agnostic boxes are indexed by RoI,
+    (N, K * box_dim) class-specific boxes by RoI and class."""
+    per_roi = boxes.view(boxes.shape[0], -1, box_dim)
+    if per_roi.shape[1] == 1:
+        return per_roi[roi, 0]
+    return per_roi[roi, labels]
