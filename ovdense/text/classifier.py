@@ -83,8 +83,9 @@ class TextCosineClassifier(BaseModule):
         self.prompt_style = PromptStyle.build(**(prompts or {}))
         self.embeddings_file = embeddings_file
         self.random_embeddings = random_embeddings
+        # checked when training starts (train()): testing, e.g. with another vocabulary,
+        # never selects them
         self.novel_classes = novel_classes
-        self._check_novel_classes()
         self.cache_dir = cache_dir
         self.encode_batch_size = encode_batch_size
         self.embed_dim = self._resolve_embed_dim()
@@ -305,6 +306,8 @@ class TextCosineClassifier(BaseModule):
         return describe_embeddings(self.vocabulary, self.prompt_style, tower)
 
     def train(self, mode: bool = True):
+        if mode and self.novel_classes is not None:
+            self._check_novel_classes()
         if mode and self.train_text_tower:
             self._embeddings = None
         return super().train(mode)
