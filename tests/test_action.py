@@ -3,7 +3,6 @@ at tiny size; TextI3DHead (train-time class subset, vocabulary swap, iCAR projec
 VocabVideoDataset; OpenCV decoding of unreadable files; end to end with tools/train.py and
 tools/test.py (top-1, --vocab) on tiny demo videos."""
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -16,7 +15,7 @@ import torch
 import ovdense  # noqa: F401
 from ovdense.compat import import_mmaction
 from ovdense.testing import tiny_text_tower_cfg
-from ovdense.testing.configs import REPO, shipped_configs, shrink_config
+from ovdense.testing.configs import REPO, load_tool, shipped_configs, shrink_config
 
 if import_mmaction() is None:
     pytest.skip(reason='mmaction2 is not installed (extra "action")', allow_module_level=True)
@@ -291,12 +290,6 @@ def test_unreadable_video_stops_tests_and_is_skipped_in_training_only_if_asked(t
 
 
 # ----------------------------------------------------------------------------- end to end
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(f'ovdense_tool_{name}',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 TEST_OPTIONS = ['test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
@@ -321,7 +314,7 @@ def action_run(tmp_path_factory):
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        assert _tool('train').main([osp.join(REPO, DEMO_CONFIG), '--work-dir', 'work',
+        assert load_tool('train').main([osp.join(REPO, DEMO_CONFIG), '--work-dir', 'work',
                                     '--cfg-options', *options]) == 0
     finally:
         os.chdir(cwd)
@@ -335,7 +328,7 @@ def _test(run, *args):
     cwd = os.getcwd()
     os.chdir(run['root'])
     try:
-        return _tool('test').main([osp.join(REPO, DEMO_CONFIG), run['checkpoint'], *args])
+        return load_tool('test').main([osp.join(REPO, DEMO_CONFIG), run['checkpoint'], *args])
     finally:
         os.chdir(cwd)
 

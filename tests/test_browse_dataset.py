@@ -1,6 +1,5 @@
 """tools/browse_dataset.py: ground truth after the pipeline, drawn for mmdet, mmseg and
 mmaction demo configs on tiny demo data (in-process, a few seconds each)."""
-import importlib.util
 import os
 import os.path as osp
 import subprocess
@@ -9,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from ovdense.testing.configs import REPO
+from ovdense.testing.configs import REPO, load_tool
 
 cv2 = pytest.importorskip('cv2')
 
@@ -21,12 +20,6 @@ SIZES = dict(det_train=3, det_val=2, seg_train=2, seg_val=2, video_train_per_cla
              video_val_per_class=1)
 
 
-def _tool():
-    spec = importlib.util.spec_from_file_location(
-        'ovdense_tool_browse_dataset', osp.join(REPO, 'tools', 'browse_dataset.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -37,7 +30,7 @@ def demo(tmp_path_factory):
 
 def _browse(*args) -> int:
     from ovdense.utils.cli import run_cli
-    return run_cli(lambda: _tool().main(list(args)))
+    return run_cli(lambda: load_tool('browse_dataset').main(list(args)))
 
 
 def _images(folder):

@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from ovdense.testing.configs import REPO, shrink_config
+from ovdense.testing.configs import REPO, load_tool, shrink_config
 
 DET_CONFIG = osp.join(REPO, 'configs', 'demo',
                       'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
@@ -482,13 +482,6 @@ def test_concurrent_processes_build_one_valid_cache(tmp_path):
 
 # ------------------------------------------------------------------------------ bad input
 
-def _tool(name):
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(f'ovdense_tool_{name}',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _lvis_file(path, categories, images, annotations):
@@ -650,7 +643,7 @@ def test_bad_vocabulary_file_leaves_no_classifier_file(tmp_path, content, needle
         vocab.write_text(content, encoding='utf-8')
     out = tmp_path / 'out' / 'classes.npy'
     with pytest.raises(VocabularyError, match=f'classes.txt.*{needle}'):
-        _tool('build_text_classifier').main(['--model', tiny_clip_config(str(tmp_path)),
+        load_tool('build_text_classifier').main(['--model', tiny_clip_config(str(tmp_path)),
                                              '--vocab', str(vocab), '--out', str(out)])
     assert not (tmp_path / 'out').exists() or not os.listdir(tmp_path / 'out')
 
@@ -683,7 +676,7 @@ def _run_test_tool(det_checkpoints, checkpoint, work_dir, *options):
     args = [det_checkpoints['config'], checkpoint, '--work-dir', work_dir, '--out', out]
     if options:
         args += ['--cfg-options', *options]
-    return _tool('test').main(args), out
+    return load_tool('test').main(args), out
 
 
 def test_checkpoint_of_another_model_is_refused(det_checkpoints, tmp_path):
@@ -708,7 +701,7 @@ def test_truncated_checkpoint_is_named_before_anything_is_built(det_checkpoints,
     assert not (tmp_path / 'work').exists()  # refused before the runner made its work dir
     # the same file for --resume
     with pytest.raises(OvdenseFileError, match=r"--resume checkpoint .*truncated\.pth'"):
-        _tool('train').main([det_checkpoints['config'], '--work-dir', str(tmp_path / 'train'),
+        load_tool('train').main([det_checkpoints['config'], '--work-dir', str(tmp_path / 'train'),
                              '--resume', str(truncated)])
     assert not (tmp_path / 'train').exists()
 

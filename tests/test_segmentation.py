@@ -2,7 +2,6 @@
 size; the text classifier on stock decode heads; A-847 / PC-459 loading; end to end with
 tools/train.py, tools/test.py (IoUMetric, --vocab) and tools/demo.py on tiny demo data."""
 import glob
-import importlib.util
 import json
 import os
 import os.path as osp
@@ -19,7 +18,7 @@ from ovdense.datasets.segmentation import (ADE20K847Dataset, LoadUInt16SegAnnota
                                            ZeroLabelAsBackground)
 from ovdense.models.segmentation import TextUPerHead, text_decode_head
 from ovdense.testing import tiny_text_tower_cfg
-from ovdense.testing.configs import REPO, shipped_configs, shrink_config
+from ovdense.testing.configs import REPO, load_tool, shipped_configs, shrink_config
 
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
                        'upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py')
@@ -267,12 +266,6 @@ def test_vocab_seg_dataset_takes_classes_from_a_vocabulary(tmp_path):
 
 
 # ----------------------------------------------------------------------------- end to end
-def _tool(name):
-    spec = importlib.util.spec_from_file_location(f'ovdense_tool_{name}',
-                                                  osp.join(REPO, 'tools', f'{name}.py'))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope='module')
@@ -294,7 +287,7 @@ def demo_run(tmp_path_factory):
                    'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
                    'train_dataloader.persistent_workers=False',
                    'test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False']
-        assert _tool('train').main([DEMO_CONFIG, '--work-dir', 'work', '--cfg-options',
+        assert load_tool('train').main([DEMO_CONFIG, '--work-dir', 'work', '--cfg-options',
                                     *options[:8]]) == 0
     finally:
         os.chdir(cwd)
@@ -310,7 +303,7 @@ def _test(demo_run, *args):
     cwd = os.getcwd()
     os.chdir(demo_run['root'])
     try:
-        return _tool('test').main([DEMO_CONFIG, demo_run['checkpoint'], *args])
+        return load_tool('test').main([DEMO_CONFIG, demo_run['checkpoint'], *args])
     finally:
         os.chdir(cwd)
 
@@ -352,7 +345,7 @@ def test_end_to_end_train_test_and_other_vocabulary(demo_run):
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        assert _tool('demo').main([image, DEMO_CONFIG, demo_run['checkpoint'], '--vocab',
+        assert load_tool('demo').main([image, DEMO_CONFIG, demo_run['checkpoint'], '--vocab',
                                    'red star,blue cross,green circle',
                                    '--out-dir', str(out_dir)]) == 0
     finally:

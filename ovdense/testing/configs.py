@@ -158,3 +158,12 @@ def _walk(node):
 
 def copy_config(cfg: Config) -> Config:
     return copy.deepcopy(cfg)
+
+
+def load_tool(name: str):
+    """``tools/<name>.py`` as a module, so tests call its ``main`` in-process."""
+    spec = importlib.util.spec_from_file_location(f'ovdense_tool_{name}',
+                                                  osp.join(REPO, 'tools', f'{name}.py'))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
