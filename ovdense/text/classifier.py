@@ -6,7 +6,7 @@ One module serves detection (RoI features, (N, C)), segmentation (pixel features
 """
 import hashlib
 import math
-from typing import Dict, Optional, Union
+from typing import Dict, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -86,6 +86,7 @@ class TextCosineClassifier(BaseModule):
         # checked when training starts (train()): testing, e.g. with another vocabulary,
         # never selects them
         self.novel_classes = novel_classes
+        self._trained_ids: Optional[Tuple[Vocabulary, torch.Tensor]] = None
         self.cache_dir = cache_dir
         self.encode_batch_size = encode_batch_size
         self.embed_dim = self._resolve_embed_dim()
@@ -138,10 +139,14 @@ class TextCosineClassifier(BaseModule):
                              f'{self.vocabulary.source!r} to train on')
 
     def trained_class_ids(self) -> torch.Tensor:
-        """Indices of the classes scored in training mode (all but ``novel_classes``)."""
-        novel = set(novel_class_ids(self.vocabulary, self.novel_classes))
-        return torch.tensor([i for i in range(self.num_classes) if i not in novel],
-                            dtype=torch.long)
+        """Indices of the classes scored in training mode (all but ``novel_classes``);
+        resolved once per vocabulary, not per training step."""
+        if self._trained_ids is None or self._trained_ids[0] is not self.vocabulary:
+            novel = set(novel_class_ids(self.vocabulary, self.novel_classes))
+            ids = torch.tensor([i for i in range(self.num_classes) if i not in novel],
+                               dtype=torch.long)
+            self._trained_ids = (self.vocabulary, ids)
+        return self._trained_ids[1]
 
     def _leaves_classes_out(self) -> bool:
         return self.training and self.novel_classes is not None
