@@ -282,6 +282,71 @@ def test_mask_rcnn_predictions_equal_mmdet_postprocessing(tmp_path, monkeypatch)
     _assert_same_results(fast, stock)
 
 
+def _demo_mask_rcnn(tmp_path, roi_head_type):
+    config = osp.join(REPO, 'configs', 'demo',
+                      'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
+    cfg = shrink_config(config, str(tmp_path), vocabulary=','.join(f'c{i}' for i in range(30)))
+    cfg.model.roi_head.type = roi_head_type
+    cfg.model.roi_head.mask_head.class_agnostic = False  # masks indexed by the labels
+    return _build(cfg).eval()
+
+
+def test_chunked_scoring_roi_head_equals_standard_roi_head(tmp_path, monkeypatch):
+    """TextStandardRoIHead makes the logits a chunk of RoIs at a time (never all N x K) and
+    predicts exactly what StandardRoIHead predicts from the full logits."""
+    from ovdense.models.detection import postprocess
+    from ovdense.text.classifier import TextCosineClassifier
+    rows_per_chunk = 7
+    monkeypatch.setattr(postprocess, 'SCORE_CHUNK_ELEMENTS', rows_per_chunk * 31)
+    chunked = _demo_mask_rcnn(tmp_path, 'TextStandardRoIHead')
+    standard = _demo_mask_rcnn(tmp_path, 'StandardRoIHead')
+    standard.load_state_dict(chunked.state_dict())
+    data = chunked.data_preprocessor(_inputs(30, 2), False)
+    with torch.no_grad():
+        stock = standard(**data, mode='predict')
+    chunk_rows = []
+    logits_of_embedded = TextCosineClassifier.logits_of_embedded
+
+    def spy(self, x, weights):
+        chunk_rows.append(len(x))
+        return logits_of_embedded(self, x, weights)
+
+    monkeypatch.setattr(TextCosineClassifier, 'logits_of_embedded', spy)
+    with torch.no_grad():
+        fast = chunked(**data, mode='predict')
+    for fast_image, stock_image in zip(fast, stock):
+        assert len(stock_image.pred_instances.labels) > 0
+        _assert_same_results(fast_image.pred_instances, stock_image.pred_instances)
+    proposals = chunked.test_cfg.rpn.max_per_img
+    assert max(chunk_rows) == rows_per_chunk and sum(chunk_rows) <= 2 * proposals
+    assert len(chunk_rows) >= 2 * proposals // rows_per_chunk  # not one N x K product
+
+
+def test_chunked_scoring_of_an_image_without_rois(tmp_path):
+    from mmengine.config import ConfigDict
+    head = _text_bbox_head(tmp_path, 7, True)
+    cfg = ConfigDict(score_thr=0.0, nms=dict(type='nms', iou_threshold=0.5), max_per_img=10)
+    with torch.no_grad():
+        results = head.predict_embedded(torch.zeros(0, 5), torch.zeros(0, head.fc_cls.embed_dim),
+                                        torch.zeros(0, 4), dict(img_shape=(90, 100)), False, cfg)
+    assert results.bboxes.shape == (0, 4) and results.scores.shape == results.labels.shape == (0,)
+
+
+def test_embedded_features_only_is_for_inference(tmp_path):
+    head = _text_bbox_head(tmp_path, 7, True)
+    features = torch.randn(3, 16)
+    with pytest.raises(RuntimeError, match='for inference'), head.fc_cls.embedded_features_only():
+        pass  # eval() but autograd on
+    with torch.no_grad():
+        with head.fc_cls.embedded_features_only():
+            embedded = head.fc_cls(features)
+        logits = head.fc_cls(features)
+    assert embedded.shape == (3, head.fc_cls.embed_dim)
+    weights = head.fc_cls.inference_weights(embedded)
+    torch.testing.assert_close(head.fc_cls.logits_of_embedded(embedded, weights), logits,
+                               rtol=0, atol=0)
+
+
 def test_federated_joint_training_encodes_only_the_scored_classes(tmp_path):
     """With a class-sampling loss the tower encodes the scored classes only; the loss and
     every gradient are those of encoding all classes (the other columns get no gradient)."""

@@ -32,6 +32,7 @@ model = dict(
     rpn_head=dict(in_channels=64, feat_channels=64,
                   anchor_generator=dict(scales=[4], ratios=[0.5, 1.0, 2.0])),
     roi_head=dict(
+        type='TextStandardRoIHead',  # scores RoIs in chunks at test time
         # A fixed 2x2 sampling grid: adaptive sampling makes mmcv's CPU RoIAlign backward
         # the slowest op of the step.
         bbox_roi_extractor=dict(out_channels=64,

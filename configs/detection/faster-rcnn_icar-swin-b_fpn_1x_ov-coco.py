@@ -29,6 +29,7 @@ model = dict(
         drop_path_rate=0.3, out_indices=(0, 1, 2, 3), with_cp=False, convert_weights=False),
     neck=dict(in_channels=[128, 256, 512, 1024]),
     roi_head=dict(
+        type='TextStandardRoIHead',  # scores RoIs in chunks at test time
         # class-agnostic regression: box deltas do not depend on the (swappable) vocabulary
         bbox_head=dict(type='TextShared2FCBBoxHead', num_classes=65, reg_class_agnostic=True,
                        text_classifier=text_classifier)))

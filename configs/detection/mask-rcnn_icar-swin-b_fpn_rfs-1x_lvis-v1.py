@@ -21,6 +21,7 @@ model = dict(
         drop_path_rate=0.3, out_indices=(0, 1, 2, 3), convert_weights=False),
     neck=dict(in_channels=[128, 256, 512, 1024]),
     roi_head=dict(
+        type='TextStandardRoIHead',  # scores RoIs in chunks at test time
         bbox_head=dict(
             type='TextShared2FCBBoxHead', num_classes=1203, reg_class_agnostic=True,
             text_classifier=text_classifier,

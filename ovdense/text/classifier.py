@@ -4,6 +4,7 @@ produced by a text tower from class prompts instead of learned per class.
 One module serves detection (RoI features, (N, C)), segmentation (pixel features,
 (B, C, H, W)) and action recognition (clip features, (N, C)).
 """
+import contextlib
 import hashlib
 import math
 from typing import Dict, Optional, Tuple, Union
@@ -111,6 +112,7 @@ class TextCosineClassifier(BaseModule):
         self.encode_scored_classes_only = False
         self._class_bank: Optional[torch.Tensor] = None  # the forward's (detached) weights
         self._scored_features: Optional[torch.Tensor] = None
+        self._returns_embedded_features = False  # see embedded_features_only()
         self._register_load_state_dict_pre_hook(self._on_load_state_dict)
 
     # -- construction ----------------------------------------------------------------------
@@ -322,21 +324,64 @@ class TextCosineClassifier(BaseModule):
 
     # -- forward ---------------------------------------------------------------------------
     def forward(self, features: torch.Tensor) -> torch.Tensor:
-        """(N, C) -> (N, K[+1]) or (B, C, H, W) -> (B, K[+1], H, W)."""
+        """(N, C) -> (N, K[+1]) or (B, C, H, W) -> (B, K[+1], H, W).
+
+        Inside :meth:`embedded_features_only`: (N, C) -> (N, D) embedded features instead.
+        """
         dense = features.dim() == 4
-        x = features.permute(0, 2, 3, 1) if dense else features
-        # Scaling the features (N x D) rather than the logits (N x K) saves a pass over N x K.
-        x = F.normalize(self.projection(x), dim=-1) * self.scale
+        x = self.embed(features.permute(0, 2, 3, 1) if dense else features)
+        if self._returns_embedded_features:
+            return x
         embeddings = self.class_embeddings(x.device).to(x.dtype)
         if self._defers_encoding():
             self._scored_features = x
         if torch.is_grad_enabled():
             logits = self._logits_for_autograd(x, embeddings)
         else:
-            logits = self._logits_in_one_buffer(x, embeddings)
+            logits = self.logits_of_embedded(x, self.inference_weights(x))
         if self._leaves_classes_out():
             logits = self._without_novel_classes(logits)
         return logits.permute(0, 3, 1, 2) if dense else logits
+
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """(..., C) -> (..., D): projected, unit-norm features times the scale.
+
+        Scaling the features (N x D) rather than the logits (N x K) saves a pass over N x K.
+        """
+        return F.normalize(self.projection(features), dim=-1) * self.scale
+
+    @contextlib.contextmanager
+    def embedded_features_only(self):
+        """Test time: ``forward`` returns the embedded (N, D) features, so that a caller can
+        score them in chunks (:meth:`inference_weights`, :meth:`logits_of_embedded`) and
+        never hold all N x K logits at once."""
+        if self.training or torch.is_grad_enabled():
+            raise RuntimeError('embedded_features_only is for inference: call eval() and '
+                               'run under torch.no_grad()')
+        self._returns_embedded_features = True
+        try:
+            yield
+        finally:
+            self._returns_embedded_features = False
+
+    def inference_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """(K[+1], D) in ``x``'s dtype: the class embeddings, then the background row.
+
+        The background is a row of the (small) weights rather than a column appended to
+        the (large) logits: the product is then the only N x (K+1) buffer.
+        """
+        embeddings = self.class_embeddings(x.device).to(x.dtype)
+        if self.background is None:
+            return embeddings
+        return torch.cat([embeddings, self._background_weight(x)])
+
+    def logits_of_embedded(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Logits of embedded features ``x`` (no autograd), ``weights`` from
+        :meth:`inference_weights`; the bias is added in place."""
+        logits = x @ weights.t()
+        if self.logit_bias is not None:
+            logits[..., :self.num_classes] += self.logit_bias
+        return logits
 
     def _logits_for_autograd(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         """The background logit is computed apart: a trainable background row inside the
@@ -356,17 +401,6 @@ class TextCosineClassifier(BaseModule):
     def _class_logits(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
         logits = x @ embeddings.t()
         return logits if self.logit_bias is None else logits + self.logit_bias
-
-    def _logits_in_one_buffer(self, x: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        """Without autograd the product is the only N x (K+1) buffer: the background row is
-        appended to the (K, D) weights (small) instead of a column to the logits, and the
-        bias is added in place."""
-        if self.background is not None:
-            embeddings = torch.cat([embeddings, self._background_weight(x)])
-        logits = x @ embeddings.t()
-        if self.logit_bias is not None:
-            logits[..., :self.num_classes] += self.logit_bias
-        return logits
 
     def _background_weight(self, x: torch.Tensor) -> torch.Tensor:
         """(1, D): the background's unit embedding, or zeros (a logit of 0)."""

@@ -19,7 +19,8 @@ from mmdet.structures.bbox import get_box_tensor, scale_boxes
 from mmengine.structures import InstanceData
 
 from ...registry import register
-from .postprocess import keep_top_scores, nms_pairs, pair_boxes, scored_pairs
+from .postprocess import (keep_top_scores, nms_pairs, pair_boxes, scored_pairs,
+                          scored_pairs_of_rows)
 
 
 class TextClassifierMixin:
@@ -64,10 +65,27 @@ class TextClassifierMixin:
                 or bbox_pred is None or torch.onnx.is_in_onnx_export()):
             return super()._predict_by_feat_single(roi, cls_score, bbox_pred, img_meta,
                                                    rescale, rcnn_test_cfg)
-        roi_index, labels, scores = scored_pairs(cls_score, self._score_activation(),
-                                                 rcnn_test_cfg.score_thr)
-        roi_index, labels, scores = keep_top_scores(rcnn_test_cfg.get('nms_pre'),
-                                                    roi_index, labels, scores)
+        pairs = scored_pairs(cls_score, self._score_activation(), rcnn_test_cfg.score_thr)
+        return self._results_of_pairs(pairs, roi, bbox_pred, img_meta, rescale, rcnn_test_cfg)
+
+    def predict_embedded(self, roi, embedded, bbox_pred, img_meta, rescale, rcnn_test_cfg
+                         ) -> InstanceData:
+        """:meth:`_predict_by_feat_single` from the classifier's embedded RoI features
+        (:meth:`TextCosineClassifier.embedded_features_only`): the logits are made, activated
+        and thresholded a chunk of RoIs at a time, so the N x K logits never exist at once.
+        ``rcnn_test_cfg`` and ``bbox_pred`` are required (see ``TextStandardRoIHead``)."""
+        weights = self.fc_cls.inference_weights(embedded)
+        pairs = scored_pairs_of_rows(
+            lambda start, stop: self.fc_cls.logits_of_embedded(embedded[start:stop], weights),
+            embedded.shape[0], weights.shape[0], self._score_activation(),
+            rcnn_test_cfg.score_thr)
+        return self._results_of_pairs(pairs, roi, bbox_pred, img_meta, rescale, rcnn_test_cfg)
+
+    def _results_of_pairs(self, pairs, roi, bbox_pred, img_meta, rescale, rcnn_test_cfg
+                          ) -> InstanceData:
+        """Detections from the (RoI, label, score) pairs above the threshold: optional
+        ``nms_pre`` cap, the pairs' boxes, NMS, ``max_per_img``."""
+        roi_index, labels, scores = keep_top_scores(rcnn_test_cfg.get('nms_pre'), *pairs)
         boxes, box_dim = self._decoded_boxes(roi, bbox_pred, img_meta, rescale)
         dets, labels = nms_pairs(pair_boxes(boxes, roi_index, labels, box_dim), scores,
                                  labels, rcnn_test_cfg.nms, rcnn_test_cfg.max_per_img)
@@ -89,7 +107,7 @@ class TextClassifierMixin:
         if rescale and boxes.size(0) > 0:
             boxes = scale_boxes(boxes, [1 / s for s in img_meta['scale_factor']])
         boxes = get_box_tensor(boxes)
-        return boxes.view(roi.shape[0], -1), boxes.size(-1)
+        return boxes.view(roi.shape[0], num_classes * boxes.size(-1)), boxes.size(-1)
 
     def _score_activation(self):
         """What mmdet applies to the logits: the loss's own activation, or softmax."""

@@ -15,8 +15,10 @@ from typing import Callable, Dict, Optional, Tuple
 import torch
 from mmcv.ops import batched_nms
 
-# Activated scores exist for at most this many (RoI, class) entries at a time (4 MB of
-# float32): the transient memory of thresholding does not grow with N x K.
+# Logits and activated scores exist for at most this many (RoI, class) entries at a time
+# (4 MB of float32): the transient memory of thresholding does not grow with N x K. Chunks
+# of this size also stay in cache between the product, the activation and the threshold
+# (at K = 21,000, 1000 RoIs: 64k-entry chunks 2.6x slower, 4M-entry chunks 1.3x slower).
 SCORE_CHUNK_ELEMENTS = 1 << 20
 
 
@@ -28,15 +30,25 @@ def scored_pairs(cls_score: torch.Tensor, activation: Callable[[torch.Tensor], t
     ``activation`` (softmax or a loss's custom activation) works row by row, so applying it
     to chunks of rows gives the same values as applying it to the whole matrix.
     """
-    rows = max(1, SCORE_CHUNK_ELEMENTS // cls_score.shape[1])
-    parts = [_chunk_pairs(cls_score[start:start + rows], activation, score_thr, start)
-             for start in range(0, cls_score.shape[0], rows)]
+    return scored_pairs_of_rows(lambda start, stop: cls_score[start:stop],
+                                *cls_score.shape, activation, score_thr)
+
+
+def scored_pairs_of_rows(logit_rows: Callable[[int, int], torch.Tensor], num_rois: int,
+                         num_columns: int, activation, score_thr: float
+                         ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`scored_pairs` of logits made a chunk of rows at a time by
+    ``logit_rows(start, stop)``: the N x (K + 1) logits need never exist at once."""
+    rows = max(1, SCORE_CHUNK_ELEMENTS // num_columns)
+    # at least one (maybe empty) chunk: an image without RoIs gives empty columns
+    parts = [_chunk_pairs(logit_rows(start, start + rows), activation, score_thr, start)
+             for start in range(0, max(num_rois, 1), rows)]
     return tuple(torch.cat(column) for column in zip(*parts))
 
 
-def _chunk_pairs(cls_score: torch.Tensor, activation, score_thr: float, first_roi: int):
+def _chunk_pairs(logits: torch.Tensor, activation, score_thr: float, first_roi: int):
     """:func:`scored_pairs` of a chunk of rows; its activated scores are freed on return."""
-    scores = activation(cls_score)[:, :-1]
+    scores = activation(logits)[:, :-1]
     # Most rows hold no score above the threshold. Their maximum rules them out in one
     # read, which costs far less than comparing and nonzero over the whole chunk; a NaN
     # maximum is kept so that such rows are judged element by element, as mmdet does.
@@ -73,7 +85,7 @@ def pair_boxes(boxes: torch.Tensor, roi: torch.Tensor, labels: torch.Tensor,
                box_dim: int) -> torch.Tensor:
     """The box of each pair: (N, box_dim) class-agnostic boxes are indexed by RoI,
     (N, K * box_dim) class-specific boxes by RoI and class."""
-    per_roi = boxes.view(boxes.shape[0], -1, box_dim)
+    per_roi = boxes.view(boxes.shape[0], boxes.shape[1] // box_dim, box_dim)
     if per_roi.shape[1] == 1:
         return per_roi[roi, 0]
     return per_roi[roi, labels]
