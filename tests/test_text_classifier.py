@@ -62,6 +62,21 @@ def test_inference_logits_equal_the_autograd_path(tmp_path):
             torch.testing.assert_close(inference, training.detach(), rtol=1e-6, atol=1e-5)
 
 
+def test_test_time_weights_are_kept_until_the_background_changes(tmp_path):
+    head = make(tmp_path, out_features=4).eval()
+    features = torch.randn(2, 48)
+    with torch.no_grad():
+        first = head.inference_weights(features)
+        assert head.inference_weights(features) is first  # no K x D copy per image
+        before = head(features)
+        head.background_embedding.add_(1.0)  # e.g. an optimizer step
+        after = head(features)
+        changed = head.inference_weights(features)
+    assert changed is not first and torch.equal(changed[:3], first[:3])
+    torch.testing.assert_close(changed[3], F.normalize(head.background_embedding, dim=0))
+    assert torch.equal(after[:, :3], before[:, :3]) and not torch.equal(after[:, 3], before[:, 3])
+
+
 def test_vocabulary_size_mismatch(tmp_path):
     with pytest.raises(ValueError, match=r"expects 81 outputs but vocabulary .* has 3 classes"):
         make(tmp_path, out_features=81)

@@ -107,6 +107,8 @@ class TextCosineClassifier(BaseModule):
         self._frozen_embedder: Optional[FrozenTextEmbedder] = None
         self._prompt_token_cache: Optional[PromptTokens] = None
         self._embeddings: Optional[torch.Tensor] = None
+        # (background version, (K + 1, D) weights): see _weights_with_background()
+        self._weights_cache: Optional[Tuple[int, torch.Tensor]] = None
         # Joint training whose loss scores a sampled subset of classes per step (set by the
         # host head, see score_classes): only those classes' prompts run through the tower.
         self.encode_scored_classes_only = False
@@ -210,6 +212,7 @@ class TextCosineClassifier(BaseModule):
 
     def _forget_embeddings(self) -> None:
         self._embeddings = None
+        self._weights_cache = None
         self._class_bank = None
 
     # -- vocabulary ------------------------------------------------------------------------
@@ -231,6 +234,7 @@ class TextCosineClassifier(BaseModule):
             return self._sampled_embeddings()
         if self._embeddings is None or self._embeddings.device != torch.device(device):
             self._embeddings = self._eval_embeddings(device).to(device)
+            self._weights_cache = None
         return self._embeddings
 
     def _sampled_embeddings(self) -> torch.Tensor:
@@ -317,6 +321,7 @@ class TextCosineClassifier(BaseModule):
             self._check_novel_classes()
         if mode and self.train_text_tower:
             self._embeddings = None
+            self._weights_cache = None
         return super().train(mode)
 
     def _on_load_state_dict(self, *args, **kwargs) -> None:
@@ -370,10 +375,25 @@ class TextCosineClassifier(BaseModule):
         The background is a row of the (small) weights rather than a column appended to
         the (large) logits: the product is then the only N x (K+1) buffer.
         """
-        embeddings = self.class_embeddings(x.device).to(x.dtype)
         if self.background is None:
-            return embeddings
-        return torch.cat([embeddings, self._background_weight(x)])
+            return self.class_embeddings(x.device).to(x.dtype)
+        if self.training:  # the embeddings may change every step
+            return torch.cat([self.class_embeddings(x.device).to(x.dtype),
+                              self._background_weight(x)])
+        return self._weights_with_background(x.device).to(x.dtype)
+
+    def _weights_with_background(self, device) -> torch.Tensor:
+        """(K + 1, D): the cached class embeddings and the background row in one tensor,
+        kept until the background parameter changes, so that testing copies no K x D
+        weights per image; the cached class embeddings become a view of its first K rows."""
+        embeddings = self.class_embeddings(device)
+        version = self.background_embedding._version if self.background == 'learned' else 0
+        if self._weights_cache is None or self._weights_cache[0] != version:
+            with torch.no_grad():
+                weights = torch.cat([embeddings, self._background_weight(embeddings)])
+            self._embeddings = weights[:self.num_classes]
+            self._weights_cache = (version, weights)
+        return self._weights_cache[1]
 
     def logits_of_embedded(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Logits of embedded features ``x`` (no autograd), ``weights`` from

@@ -4,7 +4,9 @@ mmdet's ``multiclass_nms`` first expands the scores into N x K (box, score, labe
 (class-agnostic boxes are repeated K times, labels are an N x K int64 matrix) and only then
 drops the pairs under ``score_thr``. With an open vocabulary (K = 21,000) that expansion is
 most of the inference time and memory. Here the threshold comes first, on row chunks of the
-score matrix, and only the surviving (RoI, class) pairs are gathered.
+score matrix, and only the surviving (RoI, class) pairs are gathered. The chunks can also be
+made on demand from the classifier's embedded features (``scored_pairs_of_rows``, used by
+``TextStandardRoIHead``), so that the N x K logits themselves never exist at once.
 
 The surviving pairs come out in mmdet's order (RoI-major, then class), with the same boxes,
 scores and labels, so ``batched_nms`` receives exactly the input it gets from
