@@ -337,11 +337,10 @@ class TextCosineClassifier(BaseModule):
         x = self.embed(features.permute(0, 2, 3, 1) if dense else features)
         if self._returns_embedded_features:
             return x
-        embeddings = self.class_embeddings(x.device).to(x.dtype)
         if self._defers_encoding():
             self._scored_features = x
         if torch.is_grad_enabled():
-            logits = self._logits_for_autograd(x, embeddings)
+            logits = self._logits_for_autograd(x, self.class_embeddings(x.device).to(x.dtype))
         else:
             logits = self.logits_of_embedded(x, self.inference_weights(x))
         if self._leaves_classes_out():
