@@ -282,24 +282,28 @@ def test_mask_rcnn_predictions_equal_mmdet_postprocessing(tmp_path, monkeypatch)
     _assert_same_results(fast, stock)
 
 
-def _demo_mask_rcnn(tmp_path, roi_head_type):
+def _demo_mask_rcnn(tmp_path, roi_head_type, sigmoid=False):
     config = osp.join(REPO, 'configs', 'demo',
                       'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
     cfg = shrink_config(config, str(tmp_path), vocabulary=','.join(f'c{i}' for i in range(30)))
     cfg.model.roi_head.type = roi_head_type
     cfg.model.roi_head.mask_head.class_agnostic = False  # masks indexed by the labels
+    if sigmoid:  # as the LVIS configs: the loss's own activation, a zero background logit
+        cfg.model.roi_head.bbox_head.loss_cls = dict(type='FederatedSigmoidLoss')
+        cfg.model.roi_head.bbox_head.text_classifier.background = 'zero'
     return _build(cfg).eval()
 
 
-def test_chunked_scoring_roi_head_equals_standard_roi_head(tmp_path, monkeypatch):
+@pytest.mark.parametrize('sigmoid', [False, True], ids=['softmax', 'federated-sigmoid'])
+def test_chunked_scoring_roi_head_equals_standard_roi_head(tmp_path, monkeypatch, sigmoid):
     """TextStandardRoIHead makes the logits a chunk of RoIs at a time (never all N x K) and
     predicts exactly what StandardRoIHead predicts from the full logits."""
     from ovdense.models.detection import postprocess
     from ovdense.text.classifier import TextCosineClassifier
     rows_per_chunk = 7
     monkeypatch.setattr(postprocess, 'SCORE_CHUNK_ELEMENTS', rows_per_chunk * 31)
-    chunked = _demo_mask_rcnn(tmp_path, 'TextStandardRoIHead')
-    standard = _demo_mask_rcnn(tmp_path, 'StandardRoIHead')
+    chunked = _demo_mask_rcnn(tmp_path, 'TextStandardRoIHead', sigmoid)
+    standard = _demo_mask_rcnn(tmp_path, 'StandardRoIHead', sigmoid)
     standard.load_state_dict(chunked.state_dict())
     data = chunked.data_preprocessor(_inputs(30, 2), False)
     with torch.no_grad():
