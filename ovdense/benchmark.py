@@ -175,6 +175,10 @@ def _cpu_tensor_peak_bytes(fn: Callable[[], None]) -> int:
     10 MB between identical calls (glibc keeps and reuses freed blocks), more than the
     effects measured here. Memory that BLAS allocates for itself is not seen."""
     from torch.profiler import ProfilerActivity, profile
+
+    # kineto otherwise prints its start/stop lines, and on a machine without a GPU an
+    # "ERROR ... gpuGetDeviceCount failed", between the rows of the report
+    os.environ.setdefault('KINETO_LOG_LEVEL', '6')
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True,
                  with_stack=True) as prof:
         # the timeline starts after its first event: let that be a 1-byte allocation
