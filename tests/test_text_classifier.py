@@ -213,8 +213,8 @@ def test_novel_classes_are_left_out_in_training_only(tmp_path):
     vocab = [dict(name='red circle', frequency='r'), dict(name='red square', frequency='f'),
              dict(name='blue circle', frequency='c')]
     head = TextCosineClassifier(in_features=8, vocabulary=vocab, out_features=4,
-                                text_tower=tiny_text_tower_cfg(str(tmp_path)), train_text_tower=True,
-                                novel_classes='r')
+                                text_tower=tiny_text_tower_cfg(str(tmp_path)),
+                                train_text_tower=True, novel_classes='r')
     assert head.trained_class_ids().tolist() == [1, 2]
     head.train()
     encoded, encode = [], head.text_tower.encode_tokens

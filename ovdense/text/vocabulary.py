@@ -1,7 +1,8 @@
 """Class vocabularies: names, synonyms and descriptions, from data files or user specs.
 
 A vocabulary spec is one of:
-- a built-in dataset name (``'coco'``, ``'lvis_v1'``, ``'ade20k_150'``, ...; see ``builtin_names()``),
+- a built-in dataset name (``'coco'``, ``'lvis_v1'``, ``'ade20k_150'``, ...; see
+  ``builtin_names()``),
 - a path to a ``.txt`` (one class per line, optional ``name: description``), ``.json`` or
   ``.yaml``/``.yml`` file (a list of ``{name, description?, synonyms?}`` or a dict with
   ``classes``),
