@@ -77,6 +77,20 @@ def test_test_time_weights_are_kept_until_the_background_changes(tmp_path):
     assert torch.equal(after[:, :3], before[:, :3]) and not torch.equal(after[:, 3], before[:, 3])
 
 
+def test_test_time_weights_follow_a_jointly_trained_tower(tmp_path):
+    head = make(tmp_path, out_features=4, train_text_tower=True).eval()
+    features = torch.randn(2, 48)
+    with torch.no_grad():
+        before = head.inference_weights(features).clone()
+        for parameter in head.text_tower.parameters():  # e.g. a training epoch
+            parameter.add_(0.1 * torch.randn_like(parameter))
+        head.train()
+        head.eval()
+        after = head.inference_weights(features)
+    assert torch.equal(after[3], before[3])  # the background did not change
+    assert not torch.allclose(after[:3], before[:3])  # re-encoded class embeddings
+
+
 def test_vocabulary_size_mismatch(tmp_path):
     with pytest.raises(ValueError, match=r"expects 81 outputs but vocabulary .* has 3 classes"):
         make(tmp_path, out_features=81)

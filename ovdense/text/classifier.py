@@ -107,7 +107,8 @@ class TextCosineClassifier(BaseModule):
         self._frozen_embedder: Optional[FrozenTextEmbedder] = None
         self._prompt_token_cache: Optional[PromptTokens] = None
         self._embeddings: Optional[torch.Tensor] = None
-        # (background version, (K + 1, D) weights): see _weights_with_background()
+        # (background version, (K + 1, D) weights), valid while _embeddings is a view of
+        # those weights: see _weights_with_background()
         self._weights_cache: Optional[Tuple[int, torch.Tensor]] = None
         # Joint training whose loss scores a sampled subset of classes per step (set by the
         # host head, see score_classes): only those classes' prompts run through the tower.
@@ -234,7 +235,6 @@ class TextCosineClassifier(BaseModule):
             return self._sampled_embeddings()
         if self._embeddings is None or self._embeddings.device != torch.device(device):
             self._embeddings = self._eval_embeddings(device).to(device)
-            self._weights_cache = None
         return self._embeddings
 
     def _sampled_embeddings(self) -> torch.Tensor:
@@ -321,7 +321,6 @@ class TextCosineClassifier(BaseModule):
             self._check_novel_classes()
         if mode and self.train_text_tower:
             self._embeddings = None
-            self._weights_cache = None
         return super().train(mode)
 
     def _on_load_state_dict(self, *args, **kwargs) -> None:
@@ -377,19 +376,23 @@ class TextCosineClassifier(BaseModule):
         if self.background is None:
             return self.class_embeddings(x.device).to(x.dtype)
         if self.training:  # the embeddings may change every step
-            return torch.cat([self.class_embeddings(x.device).to(x.dtype),
-                              self._background_weight(x)])
+            return self._with_background_row(self.class_embeddings(x.device)).to(x.dtype)
         return self._weights_with_background(x.device).to(x.dtype)
+
+    def _with_background_row(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return torch.cat([embeddings, self._background_weight(embeddings)])
 
     def _weights_with_background(self, device) -> torch.Tensor:
         """(K + 1, D): the cached class embeddings and the background row in one tensor,
-        kept until the background parameter changes, so that testing copies no K x D
-        weights per image; the cached class embeddings become a view of its first K rows."""
+        kept until the background parameter or the embeddings change, so that testing copies
+        no K x D weights per image; the cached class embeddings become a view of its first
+        K rows (re-encoded embeddings are not, which is how the cache sees the change)."""
         embeddings = self.class_embeddings(device)
         version = self.background_embedding._version if self.background == 'learned' else 0
-        if self._weights_cache is None or self._weights_cache[0] != version:
+        cached = self._weights_cache
+        if cached is None or cached[0] != version or embeddings._base is not cached[1]:
             with torch.no_grad():
-                weights = torch.cat([embeddings, self._background_weight(embeddings)])
+                weights = self._with_background_row(embeddings)
             self._embeddings = weights[:self.num_classes]
             self._weights_cache = (version, weights)
         return self._weights_cache[1]
