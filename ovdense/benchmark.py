@@ -136,7 +136,6 @@ class Device:
             name = 'cuda' if torch.cuda.is_available() else 'cpu'
         self.torch = torch.device(name)
         self.is_cuda = self.torch.type == 'cuda'
-        self.memory_method = self._probe_memory_method()
 
     def sync(self) -> None:
         if self.is_cuda:
@@ -149,14 +148,15 @@ class Device:
                f'{torch.get_num_threads()} torch threads, {os.cpu_count()} cores visible)'
 
     # -- memory ----------------------------------------------------------------------------
-    def _probe_memory_method(self) -> str:
+    @property
+    def memory_method(self) -> str:
         if self.is_cuda:
             return 'cuda max_memory_allocated - memory_allocated before the step'
         return ('cpu tensor memory (torch.profiler memory timeline: peak of the live tensor '
                 'bytes during the step - those live when it starts; what max_memory_allocated '
                 'reports on CUDA)')
 
-    def peak_bytes(self, fn: Callable[[], None]) -> Optional[int]:
+    def peak_bytes(self, fn: Callable[[], None]) -> int:
         """Extra tensor memory one call of ``fn`` needs at its peak."""
         gc.collect()
         if self.is_cuda:
