@@ -602,8 +602,7 @@ def rows_vocabulary(ctx: Context, log: Callable[[str], None]) -> List[Dict]:
             'classifier_vs_bare_gemm': paired_ratio(micro_times[f'gemm_{k}'],
                                                     micro_times[f'classifier_{k}']),
             'inference_peak_mb': _mb(peaks[k]), 'inference_peak_mb_k0': _mb(peaks[k0]),
-            'peak_growth_mb_vs_k0': _mb(None if peaks[k] is None or peaks[k0] is None
-                                        else peaks[k] - peaks[k0]),
+            'peak_growth_mb_vs_k0': _mb(peaks[k] - peaks[k0]),
             'growth_unit_kd_mb': _mb((k - k0) * d * 4),
             'growth_unit_nk_mb': _mb((k - k0) * n_rois * 4),
             'embedding_resident_mb': _mb(_classifier_bytes(fc[k]).get('embedding_bytes')),
@@ -900,16 +899,16 @@ def memory_checks(rows: Sequence[Dict]) -> List[Dict]:
             e = row['extra']
             growth, unit = e['peak_growth_mb_vs_k0'], e['growth_unit_kd_mb']
             allowed = round(2 * unit + chunks_mb + 2, 2)
-            met = None if growth is None else bool(growth <= allowed)
+            met = bool(growth <= allowed)
             checks.append({
                 'id': row_id + '_memory', 'label': row['label'] + ': peak memory growth',
                 'a_mb': e['inference_peak_mb_k0'], 'b_mb': e['inference_peak_mb'],
                 'growth_mb': growth, 'growth_unit_kd_mb': unit,
                 'growth_unit_nk_mb': e['growth_unit_nk_mb'],
-                'growth_in_nk_units': None if growth is None or not e['growth_unit_nk_mb']
-                else round(growth / e['growth_unit_nk_mb'], 2),
-                'classifier_alone_growth_mb': None if e['classifier_alone_peak_mb'] is None
-                else round(e['classifier_alone_peak_mb'] - e['classifier_alone_peak_mb_k0'], 2),
+                'growth_in_nk_units': round(growth / e['growth_unit_nk_mb'], 2)
+                if e['growth_unit_nk_mb'] else None,
+                'classifier_alone_growth_mb': round(
+                    e['classifier_alone_peak_mb'] - e['classifier_alone_peak_mb_k0'], 2),
                 'resident_growth_mb': e['embedding_resident_mb'],
                 'allowed_growth_mb': allowed,
                 'target': 'growth ~ K x D only' if row_id == 'vocab_large' else None,
