@@ -7,6 +7,7 @@ import numpy as np
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
+from mmengine.runner.utils import set_random_seed
 
 from ..apis import set_model_vocabulary, text_classifiers
 from ..utils.cli import ConfigError
@@ -86,16 +87,6 @@ def step_seed(seed: int, step: int, unit: str = 'batch') -> int:
     return int.from_bytes(digest[:4], 'little')
 
 
-def seed_everything(seed: int) -> None:
-    """python, numpy and torch (CPU and every CUDA device) generators."""
-    import random
-
-    import torch
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
 class _ReseedingIterator:
     """Wraps ``IterBasedTrainLoop.dataloader_iterator``: before the n-th batch is drawn, every
     generator is seeded from (run seed, n)."""
@@ -109,7 +100,7 @@ class _ReseedingIterator:
         return self
 
     def __next__(self):
-        seed_everything(step_seed(self._runner.seed, self._drawn))
+        set_random_seed(step_seed(self._runner.seed, self._drawn))
         self._drawn += 1
         return next(self._inner)
 
@@ -151,7 +142,7 @@ class ExactResumeHook(Hook):
 
     def before_train_epoch(self, runner) -> None:
         if not hasattr(runner.train_loop, 'dataloader_iterator'):  # epoch-based loop
-            seed_everything(step_seed(runner.seed, runner.epoch, 'epoch'))
+            set_random_seed(step_seed(runner.seed, runner.epoch, 'epoch'))
 
 
 @register('HOOKS')
