@@ -5,11 +5,11 @@ PY := $(VENV)/bin/python
 ENV_STAMP := $(VENV)/.ovdense-env-ok
 PYTEST_ARGS ?=
 
-.PHONY: env test demo demo-control bench clean-env
+.PHONY: env test demo demo-control bench gpu-check clean-env
 
 env: $(ENV_STAMP)
 
-$(ENV_STAMP): setup.py tools/setup_env.sh
+$(ENV_STAMP): setup.py tools/setup_env.sh tools/build_mmcv.sh
 	bash tools/setup_env.sh
 	touch $@
 
@@ -24,6 +24,10 @@ demo-control: env
 
 bench: env
 	$(PY) tools/benchmark.py
+
+# On a CUDA machine: mmcv CUDA ops vs CPU, demo training in fp32 and AMP, bench on the GPU.
+gpu-check: env
+	PYTHON=$(PY) bash tools/gpu_check.sh
 
 clean-env:
 	rm -rf $(VENV)

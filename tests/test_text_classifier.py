@@ -248,3 +248,18 @@ def test_novel_classes_are_left_out_in_training_only(tmp_path):
     only_novel.eval()  # testing never selects them
     with pytest.raises(ValueError, match='leaves no class'):
         only_novel.train()
+
+
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16], ids=['bf16', 'fp16'])
+def test_autocast_gives_finite_logits_and_the_float32_argmax(dtype):
+    """Mixed precision: zero and tiny features give finite logits (fp16 once gave NaN: the
+    normalisation's eps is 0 in fp16), and features near a class embedding keep the float32
+    argmax. tools/gpu_check.py runs the same check on CUDA."""
+    from ovdense.testing.autocast import classifier_autocast_report
+    report = classifier_autocast_report('cpu', [dtype])
+    name = str(dtype).replace('torch.', '')
+    assert report['float32_argmax_is_label']
+    assert report[name]['logits_dtype'] == name  # autocast did run the product in half
+    assert report[name]['finite'], report
+    assert report[name]['argmax_agreement'] == 1.0, report
+    assert report[name]['max_abs_diff'] < 0.5, report

@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from ovdense.testing.configs import REPO
 
@@ -18,7 +19,8 @@ def run(*args):
     (['tools/test.py', DEMO, 'no_such.pth'], "checkpoint not found: 'no_such.pth'"),
     (['tools/train.py', DEMO, '--cfg-options', 'train_cfg.max_itres=3'],
      "has no key 'max_itres' under train_cfg"),
-    (['tools/train.py', DEMO, '--amp'], '--amp needs a CUDA device'),
+    pytest.param(['tools/train.py', DEMO, '--amp'], '--amp needs a CUDA device',
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason='CPU refusal')),
 ])
 def test_argument_errors_are_one_line(args, needle):
     result = run(*args)
@@ -26,6 +28,17 @@ def test_argument_errors_are_one_line(args, needle):
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith('error:') and needle in last, result.stderr[-800:]
     assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason='checks the refusal on a CPU machine')
+def test_test_amp_without_cuda_is_one_line(tmp_path):
+    checkpoint = tmp_path / 'fake.pth'
+    checkpoint.write_bytes(b'')
+    result = run('tools/test.py', DEMO, str(checkpoint), '--amp')
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --amp needs a CUDA device (mmengine's TestLoop(fp16=True): fp16 autocast); "
+        'none is available here')
 
 
 def test_unknown_vocab_name_is_one_line(tmp_path):

@@ -16,6 +16,8 @@ def parse_args(argv=None):
     parser.add_argument('--show-dir', help='save drawn predictions into this directory')
     parser.add_argument('--wait-time', type=float, default=2, help='seconds per shown image')
     parser.add_argument('--tta', action='store_true', help='test-time augmentation')
+    parser.add_argument('--amp', action='store_true',
+                        help='test under fp16 autocast (CUDA; mmengine TestLoop fp16=True)')
     parser.add_argument('--vocab', help='test vocabulary: dataset name (lvis_v1, coco ...), '
                                         '.txt/.json/.yaml file or comma-separated names')
     parser.add_argument('--vocab-embeddings', help='prebuilt classifier file (.npy/.pt) for '

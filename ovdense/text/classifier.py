@@ -350,8 +350,10 @@ class TextCosineClassifier(BaseModule):
         """(..., C) -> (..., D): projected, unit-norm features times the scale.
 
         Scaling the features (N x D) rather than the logits (N x K) saves a pass over N x K.
+        Normalised in float32: under fp16 autocast the squared norm of small features
+        underflows and F.normalize's eps (1e-12) is 0 in fp16, so zero features gave NaN.
         """
-        return F.normalize(self.projection(features), dim=-1) * self.scale
+        return F.normalize(self.projection(features).float(), dim=-1) * self.scale
 
     @contextlib.contextmanager
     def embedded_features_only(self):

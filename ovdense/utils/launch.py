@@ -71,10 +71,7 @@ def apply_train_args(cfg: Config, args) -> None:
     add_exact_resume_hook(cfg)
     add_vocabulary_check(cfg)
     if args.amp:
-        import torch
-        if not torch.cuda.is_available():
-            raise ConfigError('--amp needs a CUDA device (mmengine AmpOptimWrapper); '
-                             'none is available here')
+        _require_cuda('--amp', 'mmengine AmpOptimWrapper')
         cfg.optim_wrapper.type = 'AmpOptimWrapper'
         cfg.optim_wrapper.setdefault('loss_scale', 'dynamic')
     if args.auto_scale_lr:
@@ -88,6 +85,12 @@ def apply_train_args(cfg: Config, args) -> None:
             raise FileNotFoundError(f'--resume checkpoint not found: {args.resume!r}')
         check_torch_file(args.resume, '--resume checkpoint')
         cfg.resume, cfg.load_from = True, args.resume
+
+
+def _require_cuda(flag: str, what: str) -> None:
+    import torch
+    if not torch.cuda.is_available():
+        raise ConfigError(f'{flag} needs a CUDA device ({what}); none is available here')
 
 
 def add_exact_resume_hook(cfg: Config) -> None:
@@ -122,6 +125,9 @@ def apply_test_args(cfg: Config, args) -> None:
     cfg.load_from = args.checkpoint
     add_hook(cfg, dict(type='CheckpointMatchHook', checkpoint=args.checkpoint))
     add_vocabulary_check(cfg)
+    if args.amp:
+        _require_cuda('--amp', "mmengine's TestLoop(fp16=True): fp16 autocast")
+        cfg.test_cfg = dict(cfg.get('test_cfg') or dict(type='TestLoop'), fp16=True)
     scope = cfg.default_scope
     if args.show or args.show_dir:
         _enable_visualization(cfg, scope, args)

@@ -1,0 +1,307 @@
+#!/usr/bin/env python
+"""GPU check: proves the CUDA path end to end on a machine with a GPU; one JSON report.
+
+Steps (each recorded with its wall time; a step that fails is recorded and the next runs):
+
+1. ``environment``: GPU, torch, CUDA, mmcv and the CUDA version its ops were compiled with;
+2. ``mmcv_ops``: mmcv's CUDA ops against their CPU results (or the pure-PyTorch reference
+   where mmcv has no CPU kernel) on random inputs, forward and backward;
+3. ``classifier_autocast``: the text cosine classifier under fp16 and bf16 autocast on CUDA:
+   finite logits for zero and tiny features, the same argmax as fp32;
+4. ``detection_*`` / ``segmentation_*``: the demo detector and segmenter trained for a short
+   schedule with ``tools/train.py`` in fp32 and with ``--amp``, each tested with
+   ``tools/test.py`` (the real LVIS evaluator / mmseg's IoUMetric); the fp32 checkpoint is also
+   tested under fp16 autocast (``tools/test.py --amp``);
+5. ``benchmark``: ``tools/benchmark.py --device cuda``.
+
+Steps stop being started once ``--budget`` seconds have passed (recorded as skipped).
+Run it through ``tools/gpu_check.sh`` (which first installs the wheels it is given).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import subprocess
+import sys
+import time
+import traceback
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+sys.path.insert(0, osp.join(REPO, 'tools'))
+
+DET_CONFIG = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py'
+SEG_CONFIG = 'configs/demo/upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py'
+DET_KEYS = ('lvis/segm_AP', 'lvis/segm_APr', 'lvis/segm_APc', 'lvis/segm_APf', 'lvis/bbox_AP',
+            'lvis/bbox_APr')
+SEG_KEYS = ('mIoU', 'aAcc')
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--out', required=True, help='JSON report path')
+    parser.add_argument('--work-dir', default='work_dirs/gpu_check')
+    parser.add_argument('--data-root', default='data/ovdense_demo',
+                        help='demo data (made here when missing)')
+    parser.add_argument('--det-iters', type=int, default=300)
+    parser.add_argument('--seg-iters', type=int, default=500)
+    parser.add_argument('--workers', type=int, default=4, help='dataloader workers')
+    parser.add_argument('--budget', type=float, default=330,
+                        help='seconds after which no new step starts')
+    parser.add_argument('--bench', choices=('full', 'tiny', 'none'), default='full')
+    parser.add_argument('--bench-timeout', type=float, default=150)
+    return parser.parse_args(argv)
+
+
+class Report:
+    def __init__(self, path: str, budget: float):
+        self.path, self.budget, self.start = path, budget, time.time()
+        self.data = {'started': time.strftime('%Y-%m-%d %H:%M:%S'), 'steps': {}}
+
+    def step(self, name: str, fn, *args) -> None:
+        elapsed = time.time() - self.start
+        if elapsed > self.budget:
+            self.data['steps'][name] = {'status': 'skipped', 'why': f'budget spent ({elapsed:.0f} s)'}
+            print(f'[gpu_check] {name}: skipped (budget)', flush=True)
+        else:
+            print(f'[gpu_check] {name} ...', flush=True)
+            t0 = time.time()
+            try:
+                result = {'status': 'ok', **fn(*args)}
+            except Exception as exc:  # noqa: BLE001  the report records every failure
+                result = {'status': 'failed', 'error': f'{type(exc).__name__}: {exc}',
+                          'traceback': traceback.format_exc()[-3000:]}
+            result['seconds'] = round(time.time() - t0, 1)
+            self.data['steps'][name] = result
+            print(f'[gpu_check] {name}: {result["status"]} ({result["seconds"]} s)', flush=True)
+        self.write()
+
+    def write(self) -> None:
+        self.data['wall_s'] = round(time.time() - self.start, 1)
+        tmp = self.path + '.tmp'
+        with open(tmp, 'w', encoding='utf-8') as f:
+            json.dump(self.data, f, indent=1)
+        os.replace(tmp, self.path)
+
+
+def environment() -> dict:
+    import mmcv
+    import torch
+    from mmcv.ops import get_compiling_cuda_version
+    if not torch.cuda.is_available():
+        raise RuntimeError('torch sees no CUDA device')
+    return {'gpu': torch.cuda.get_device_name(0),
+            'capability': '%d.%d' % torch.cuda.get_device_capability(0),
+            'torch': torch.__version__, 'torch_cuda': torch.version.cuda,
+            'mmcv': mmcv.__version__, 'mmcv_cuda': get_compiling_cuda_version(),
+            'python': sys.version.split()[0], 'cpu_count': os.cpu_count()}
+
+
+def _max_error(a, b) -> float:
+    return float((a.detach().float().cpu() - b.detach().float().cpu()).abs().max())
+
+
+def mmcv_ops() -> dict:
+    import torch
+    import torchvision
+    from mmcv.ops import (ModulatedDeformConv2d, RoIAlign, RoIPool, batched_nms, nms,
+                          sigmoid_focal_loss)
+    from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
+    from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
+    torch.manual_seed(0)
+    cuda, results = torch.device('cuda'), {}
+
+    def boxes(n, size=64.0):
+        xy = torch.rand(n, 2) * size
+        return torch.cat([xy, xy + 4 + torch.rand(n, 2) * size / 2], dim=1)
+
+    b, s = boxes(500), torch.rand(500)
+    keep_cpu, keep_gpu = nms(b, s, 0.5)[1], nms(b.to(cuda), s.to(cuda), 0.5)[1]
+    results['nms'] = {'same_kept_boxes': bool(torch.equal(keep_cpu, keep_gpu.cpu()))}
+    idx = torch.randint(0, 5, (500,))
+    cpu_dets = batched_nms(b, s, idx, dict(type='nms', iou_threshold=0.5))[1]
+    gpu_dets = batched_nms(b.to(cuda), s.to(cuda), idx.to(cuda),
+                           dict(type='nms', iou_threshold=0.5))[1]
+    results['batched_nms'] = {'same_kept_boxes': bool(torch.equal(cpu_dets, gpu_dets.cpu()))}
+
+    feats = torch.randn(2, 8, 32, 32)
+    rois = torch.cat([torch.randint(0, 2, (64, 1)).float(), boxes(64, 24.0)], dim=1)
+    for name, op in (('roi_align_adaptive', RoIAlign(7, 0.5, 0)),
+                     ('roi_align_2x2', RoIAlign(7, 0.5, 2))):
+        results[name] = _forward_backward(op, op, feats, rois)
+    # mmcv has no CPU RoIPool: torchvision's (same quantised max pooling) is the reference
+    results['roi_pool'] = _forward_backward(
+        lambda f, r: torchvision.ops.roi_pool(f, r, 7, 0.5), RoIPool(7, 0.5), feats, rois)
+    results['roi_pool']['reference'] = 'torchvision.ops.roi_pool on CPU'
+
+    dcn = ModulatedDeformConv2d(8, 8, 3, padding=1, deform_groups=1)
+    x = torch.randn(2, 8, 16, 16)
+    offset, mask = torch.randn(2, 18, 16, 16) * 2, torch.rand(2, 9, 16, 16)
+    dcn_gpu = ModulatedDeformConv2d(8, 8, 3, padding=1, deform_groups=1).to(cuda)
+    dcn_gpu.load_state_dict(dcn.state_dict())
+    results['modulated_deform_conv2d'] = _forward_backward(
+        lambda a, o, m: dcn(a, o, m), lambda a, o, m: dcn_gpu(a, o, m), x, offset, mask)
+
+    value_shapes = torch.tensor([[16, 16], [8, 8]])
+    start = torch.cat([value_shapes.new_zeros(1), value_shapes.prod(1).cumsum(0)[:-1]])
+    value = torch.randn(2, 16 * 16 + 8 * 8, 4, 8)
+    locations = torch.rand(2, 30, 4, 2, 4, 2)
+    weights = torch.rand(2, 30, 4, 2, 4).softmax(-1)
+    from mmcv.ops.multi_scale_deform_attn import MultiScaleDeformableAttnFunction as msda
+    results['multi_scale_deformable_attn'] = _forward_backward(
+        lambda v, l, w: multi_scale_deformable_attn_pytorch(v, value_shapes, l, w),
+        lambda v, l, w: msda.apply(v, value_shapes.to(cuda), start.to(cuda), l, w, 64),
+        value, locations, weights)
+    results['multi_scale_deformable_attn']['reference'] = \
+        "mmcv's multi_scale_deformable_attn_pytorch on CPU"
+
+    logits, labels = torch.randn(200, 20), torch.randint(0, 21, (200,))
+    one_hot = torch.nn.functional.one_hot(labels, 21)[:, :20].float()
+    results['sigmoid_focal_loss'] = _forward_backward(
+        lambda p: py_sigmoid_focal_loss(p, one_hot, reduction='sum'),
+        lambda p: sigmoid_focal_loss(p, labels.to(cuda), 2.0, 0.25, None, 'sum'), logits)
+    results['sigmoid_focal_loss']['reference'] = "mmdet's py_sigmoid_focal_loss on CPU"
+    failures = [name for name, r in results.items()
+                if not r.get('same_kept_boxes', True) or r.get('max_error', 0) > 1e-3]
+    if failures:
+        raise AssertionError(f'CUDA results differ from CPU for {failures}: {results}')
+    return {'ops': results}
+
+
+def _forward_backward(cpu_fn, gpu_fn, *inputs) -> dict:
+    """Max abs difference of outputs and input gradients, CUDA vs CPU (float32)."""
+    import torch
+    cpu_in = [t.clone().requires_grad_(t.is_floating_point()) for t in inputs]
+    gpu_in = [t.clone().cuda().requires_grad_(t.is_floating_point()) for t in inputs]
+    out_cpu, out_gpu = cpu_fn(*cpu_in), gpu_fn(*gpu_in)
+    grad = torch.randn_like(out_cpu)
+    out_cpu.backward(grad)
+    out_gpu.backward(grad.cuda())
+    errors = [_max_error(out_cpu, out_gpu)] + [
+        _max_error(a.grad, b.grad) for a, b in zip(cpu_in, gpu_in)
+        if a.grad is not None and b.grad is not None]
+    return {'max_error': max(errors), 'output_max_error': errors[0]}
+
+
+def classifier_autocast() -> dict:
+    import torch
+    from ovdense.testing.autocast import classifier_autocast_report
+    report = classifier_autocast_report('cuda', (torch.float16, torch.bfloat16))
+    bad = [k for k, v in report.items() if isinstance(v, dict)
+           and (not v['finite'] or v['argmax_agreement'] < 1.0)]
+    if bad or not report['float32_argmax_is_label']:
+        raise AssertionError(f'autocast {bad}: {report}')
+    return report
+
+
+def _run(command, log_path, timeout=None) -> None:
+    with open(log_path, 'w', encoding='utf-8') as log:
+        proc = subprocess.run([sys.executable, *command], cwd=REPO, stdout=log,
+                              stderr=subprocess.STDOUT, timeout=timeout)
+    if proc.returncode:
+        with open(log_path, encoding='utf-8') as f:
+            tail = f.read()[-2000:]
+        raise RuntimeError(f'{" ".join(command[:2])} exited {proc.returncode}:\n{tail}')
+
+
+def _train_and_test(config, work_dir, options, amp, keys) -> dict:
+    from run_demo import latest_metrics
+    os.makedirs(work_dir, exist_ok=True)
+    t0 = time.time()
+    _run(['tools/train.py', config, '--work-dir', work_dir, *(['--amp'] if amp else []),
+          '--cfg-options', *options], osp.join(work_dir, 'train.log'))
+    train_s = time.time() - t0
+    checkpoints = sorted((f for f in os.listdir(work_dir) if f.startswith('iter_')),
+                         key=lambda f: int(f[5:-4]))
+    checkpoint = osp.join(work_dir, checkpoints[-1])
+    result = {'train_s': round(train_s, 1), 'checkpoint': checkpoint,
+              'final_loss': _final_loss(work_dir)}
+    for name, extra in (('test', []), ('test_amp', ['--amp'])):
+        if name == 'test_amp' and amp:
+            continue
+        t0 = time.time()
+        test_dir = osp.join(work_dir, name)
+        _run(['tools/test.py', config, checkpoint, '--work-dir', test_dir, *extra,
+              '--cfg-options', *options], osp.join(work_dir, name + '.log'))
+        metrics = latest_metrics(test_dir)
+        result[name] = {k: metrics[k] for k in keys if k in metrics}
+        result[name]['seconds'] = round(time.time() - t0, 1)
+    return result
+
+
+def _final_loss(work_dir):
+    from run_demo import latest_metrics
+    try:
+        return latest_metrics(work_dir).get('loss')
+    except FileNotFoundError:
+        return None
+
+
+def _loader_options(workers):
+    return [f'{split}_dataloader.num_workers={workers}' for split in ('train', 'val')]
+
+
+def detection(args, amp: bool) -> dict:
+    from run_demo import data_options, schedule_options
+    options = (data_options(args.data_root) + schedule_options(args.det_iters)
+               + _loader_options(args.workers))
+    name = 'detection_amp' if amp else 'detection_fp32'
+    return _train_and_test(DET_CONFIG, osp.join(args.work_dir, name), options, amp, DET_KEYS)
+
+
+def segmentation(args, amp: bool) -> dict:
+    root = osp.abspath(args.data_root)
+    iters = args.seg_iters
+    warmup = max(1, min(100, iters // 4))
+    options = [f'{s}_dataloader.dataset.data_root={root}/ade/' for s in ('train', 'val')]
+    options += [f'{s}_dataloader.dataset.vocabulary={root}/vocab_seg.json'
+                for s in ('train', 'val')]
+    for head in ('decode_head', 'auxiliary_head'):
+        options += [f'model.{head}.text_classifier.vocabulary={root}/vocab_seg.json',
+                    f'model.{head}.text_classifier.text_tower.hf_dir={root}/text_tower']
+    options += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters + 1}',
+                f'param_scheduler.0.end={warmup}', f'param_scheduler.1.begin={warmup}',
+                f'param_scheduler.1.end={iters}', f'default_hooks.checkpoint.interval={iters}']
+    options += _loader_options(args.workers)
+    name = 'segmentation_amp' if amp else 'segmentation_fp32'
+    return _train_and_test(SEG_CONFIG, osp.join(args.work_dir, name), options, amp, SEG_KEYS)
+
+
+def benchmark(args) -> dict:
+    out = osp.join(osp.abspath(args.work_dir), 'benchmark-cuda.json')
+    command = ['tools/benchmark.py', '--device', 'cuda', '--out', out]
+    if args.bench == 'tiny':
+        command.append('--tiny')
+    log = osp.join(args.work_dir, 'benchmark.log')
+    _run(command, log, timeout=args.bench_timeout)
+    with open(out, encoding='utf-8') as f:
+        report = json.load(f)
+    with open(log, encoding='utf-8') as f:
+        printed = f.read()
+    return {'rows': report['rows'], 'memory': report.get('memory'), 'wall_s': report['wall_s'],
+            'printed': printed[-6000:]}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    os.makedirs(args.work_dir, exist_ok=True)
+    report = Report(args.out, args.budget)
+    report.step('environment', environment)
+    report.step('mmcv_ops', mmcv_ops)
+    report.step('classifier_autocast', classifier_autocast)
+    from run_demo import prepare_data
+    report.step('demo_data', lambda: {'paths': prepare_data(args.data_root)})
+    report.step('detection_fp32', detection, args, False)
+    report.step('detection_amp', detection, args, True)
+    if args.bench != 'none':
+        report.step('benchmark', benchmark, args)
+    report.step('segmentation_fp32', segmentation, args, False)
+    report.step('segmentation_amp', segmentation, args, True)
+    failed = [k for k, v in report.data['steps'].items() if v['status'] == 'failed']
+    report.data['failed'] = failed
+    report.write()
+    print(f'[gpu_check] report: {args.out}; failed steps: {failed or "none"}', flush=True)
+    return 1 if failed else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
