@@ -153,8 +153,8 @@ def test_setup_env_is_idempotent_and_reuses_the_mmcv_wheel():
     assert 'building mmcv' not in result.stdout + result.stderr
     assert 'environment ready' in result.stdout
     # one line says which kind of mmcv is installed
-    assert re.search(r'mmcv 2\.1\.0: (CPU ops only|CUDA ops \(CUDA [0-9.]+\) and CPU ops)',
-                     result.stdout), result.stdout
+    assert re.search(r"mmcv 2\.1\.0: (CPU ops only|CUDA ops \(for torch's CUDA [0-9.]+\) and "
+                     r"CPU ops)", result.stdout), result.stdout
 
 
 def _build_mmcv(tmp_path, nvcc_release=None, **env):
@@ -227,3 +227,12 @@ def test_getattr_in_a_checkpoint_is_limited_to_history_buffer_methods(tmp_path):
     torch.save({'meta': GetattrPayload()}, path)
     with pytest.raises(OvdenseFileError, match="refused getattr.*'__init__'"):
         safe_torch_load(str(path))
+
+
+def test_build_mmcv_reports_the_installed_ops_kind():
+    result = subprocess.run(['bash', 'tools/build_mmcv.sh', '--installed', sys.executable],
+                            cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    version, kind = result.stdout.split()
+    import mmcv
+    assert version == mmcv.__version__ and kind in ('cpu', 'cuda')

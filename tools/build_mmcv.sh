@@ -3,6 +3,8 @@
 # the wheel's path as the last line of stdout (everything else goes to stderr).
 #
 #   tools/build_mmcv.sh PYTHON [CACHE_DIR]
+#   tools/build_mmcv.sh --installed PYTHON   prints "VERSION cuda|cpu" of the installed mmcv
+#                                            ("none none" when mmcv or its ops are missing)
 #
 # mmcv 2.1.0 publishes no wheel for current torch, so `make env` (tools/setup_env.sh) and the
 # GPU check (tools/gpu_check.sh) build it from the source release with this one script.
@@ -28,6 +30,25 @@
 set -euo pipefail
 
 MMCV_VERSION=2.1.0
+
+installed_kind() {
+  # Read from the ops library's ELF dependencies rather than mmcv.ops'
+  # get_compiling_cuda_version(), which crashed (SIGSEGV) in a CUDA 13 build on an H100.
+  "$1" - <<'EOF'
+import glob, mmap, os
+try:
+    import mmcv
+except ImportError:
+    raise SystemExit(print('none none'))
+ext = glob.glob(os.path.join(os.path.dirname(mmcv.__file__), '_ext*.so'))
+if not ext:
+    raise SystemExit(print('none none'))
+with open(ext[0], 'rb') as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+    print(mmcv.__version__, 'cuda' if data.find(b'libc10_cuda.so') >= 0 else 'cpu')
+EOF
+}
+if [ "${1:-}" = --installed ]; then installed_kind "${2:?usage: tools/build_mmcv.sh --installed PYTHON}"; exit; fi
+
 PY=${1:?usage: tools/build_mmcv.sh PYTHON [CACHE_DIR]}
 PY=$(command -v "$PY") || { echo "[build_mmcv] ERROR: no Python at $1" >&2; exit 1; }
 [[ "$PY" = /* ]] || PY="$PWD/$PY"  # the build runs in another folder

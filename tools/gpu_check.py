@@ -3,9 +3,10 @@
 
 Steps (each recorded with its wall time; a step that fails is recorded and the next runs):
 
-1. ``environment``: GPU, torch, CUDA, mmcv and the CUDA version its ops were compiled with;
+1. ``environment``: GPU, torch, CUDA, mmcv and whether its ops were built with CUDA;
 2. ``mmcv_ops``: mmcv's CUDA ops against their CPU results (or the pure-PyTorch reference
-   where mmcv has no CPU kernel) on random inputs, forward and backward;
+   where mmcv has no CPU kernel) on random inputs, forward and backward: nms, batched_nms,
+   RoIAlign, ModulatedDeformConv2d, multi-scale deformable attention, sigmoid focal loss;
 3. ``classifier_autocast``: the text cosine classifier under fp16 and bf16 autocast on CUDA:
    finite logits for zero and tiny features, the same argmax as fp32;
 4. ``detection_*`` / ``segmentation_*``: the demo detector and segmenter trained for a short
@@ -86,13 +87,20 @@ class Report:
 def environment() -> dict:
     import mmcv
     import torch
-    from mmcv.ops import get_compiling_cuda_version
     if not torch.cuda.is_available():
         raise RuntimeError('torch sees no CUDA device')
+    kind = subprocess.run(['bash', osp.join(REPO, 'tools', 'build_mmcv.sh'), '--installed',
+                           sys.executable], capture_output=True, text=True).stdout.split()
+    # in a child process: mmcv 2.1.0's get_compiling_cuda_version() crashed (SIGSEGV) in a
+    # CUDA 13 build
+    probe = subprocess.run([sys.executable, '-c', 'from mmcv.ops import get_compiling_cuda_'
+                            'version as v; print(v())'], capture_output=True, text=True)
     return {'gpu': torch.cuda.get_device_name(0),
             'capability': '%d.%d' % torch.cuda.get_device_capability(0),
             'torch': torch.__version__, 'torch_cuda': torch.version.cuda,
-            'mmcv': mmcv.__version__, 'mmcv_cuda': get_compiling_cuda_version(),
+            'mmcv': mmcv.__version__, 'mmcv_ops': kind[-1] if kind else 'unknown',
+            'mmcv_get_compiling_cuda_version': probe.stdout.strip() if probe.returncode == 0
+            else f'crashed (exit {probe.returncode})',
             'python': sys.version.split()[0], 'cpu_count': os.cpu_count()}
 
 
@@ -102,9 +110,7 @@ def _max_error(a, b) -> float:
 
 def mmcv_ops() -> dict:
     import torch
-    import torchvision
-    from mmcv.ops import (ModulatedDeformConv2d, RoIAlign, RoIPool, batched_nms, nms,
-                          sigmoid_focal_loss)
+    from mmcv.ops import ModulatedDeformConv2d, RoIAlign, batched_nms, nms, sigmoid_focal_loss
     from mmcv.ops.multi_scale_deform_attn import multi_scale_deformable_attn_pytorch
     from mmdet.models.losses.focal_loss import py_sigmoid_focal_loss
     torch.manual_seed(0)
@@ -128,10 +134,8 @@ def mmcv_ops() -> dict:
     for name, op in (('roi_align_adaptive', RoIAlign(7, 0.5, 0)),
                      ('roi_align_2x2', RoIAlign(7, 0.5, 2))):
         results[name] = _forward_backward(op, op, feats, rois)
-    # mmcv has no CPU RoIPool: torchvision's (same quantised max pooling) is the reference
-    results['roi_pool'] = _forward_backward(
-        lambda f, r: torchvision.ops.roi_pool(f, r, 7, 0.5), RoIPool(7, 0.5), feats, rois)
-    results['roi_pool']['reference'] = 'torchvision.ops.roi_pool on CPU'
+    # Not compared: RoIPool, which has no CPU kernel in mmcv; torchvision's differs by design
+    # (rounded box corners; mmcv's kernel uses continuous corners and x2 + 1).
 
     dcn = ModulatedDeformConv2d(8, 8, 3, padding=1, deform_groups=1)
     x = torch.randn(2, 8, 16, 16)

@@ -31,20 +31,22 @@ fi
 
 # mmcv with its ops, built once per (torch, Python, ops kind) by tools/build_mmcv.sh:
 # CUDA ops when torch sees a GPU (or OVDENSE_MMCV_OPS=cuda), CPU ops otherwise.
-mmcv_state=$("$PY" -c "import mmcv; from mmcv.ops import get_compiling_cuda_version as v; \
-print(mmcv.__version__, v().replace(' ', '_'))" 2>/dev/null || echo "none none")
+mmcv_state=$(bash "$(dirname "$0")/build_mmcv.sh" --installed "$PY")
 want_cuda=$("$PY" -c "import os, torch; ops = os.environ.get('OVDENSE_MMCV_OPS', 'auto'); \
 print(int(ops == 'cuda' or (ops == 'auto' and torch.cuda.is_available())))")
 if [ "${mmcv_state%% *}" != "$MMCV_VERSION" ] \
-    || { [ "$want_cuda" = 1 ] && [ "${mmcv_state#* }" = not_available ]; }; then
+    || { [ "$want_cuda" = 1 ] && [ "${mmcv_state#* }" != cuda ]; }; then
   "${PIP[@]}" -q addict "mmengine==0.10.7" numpy packaging Pillow pyyaml yapf opencv-python
   wheel=$(bash "$(dirname "$0")/build_mmcv.sh" "$PY" "$WHEEL_CACHE" | tail -n 1)
   say "installing $wheel"
   "${PIP[@]}" -q --force-reinstall --no-deps "$wheel"
+  mmcv_state=$(bash "$(dirname "$0")/build_mmcv.sh" --installed "$PY")
 fi
-say "$("$PY" -c "import mmcv; from mmcv.ops import get_compiling_cuda_version as v; c = v(); \
-print(f'mmcv {mmcv.__version__}: ' + ('CPU ops only (OVDENSE_MMCV_OPS=cuda builds CUDA ops)' \
-      if c == 'not available' else f'CUDA ops (CUDA {c}) and CPU ops'))")"
+case "${mmcv_state#* }" in
+  cuda) say "mmcv ${mmcv_state%% *}: CUDA ops (for torch's CUDA $("$PY" -c \
+'import torch; print(torch.version.cuda)')) and CPU ops" ;;
+  *) say "mmcv ${mmcv_state%% *}: CPU ops only (OVDENSE_MMCV_OPS=cuda builds CUDA ops)" ;;
+esac
 
 say "installing ovdense[$EXTRAS] and the OpenMMLab stack"
 # setuptools<81 again: torch may have upgraded it, and mmengine needs pkg_resources at run time.
