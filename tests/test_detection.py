@@ -146,21 +146,34 @@ def test_ov_lvis_loader_bad_input(tmp_path):
 
 
 def test_vocabulary_swap_changes_outputs_without_retraining(tmp_path):
+    """After set_model_vocabulary the model predicts exactly what a model built with the new
+    vocabulary and the same weights predicts (and no longer what it predicted before)."""
     config = osp.join(REPO, 'configs', 'demo',
                       'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
-    cfg = shrink_config(config, str(tmp_path), vocabulary=','.join(f'c{i}' for i in range(30)))
-    model = _build(cfg).eval()
+    new_names = 'red star,blue heart,green moon,wheel,kite'
+    model = _build(shrink_config(config, str(tmp_path),
+                                 vocabulary=','.join(f'c{i}' for i in range(30)))).eval()
+    new_cfg = shrink_config(config, str(tmp_path), vocabulary=new_names)
+    new_cfg.model.roi_head.bbox_head.num_classes = 5
+    built_new = _build(new_cfg).eval()
+    built_new.load_state_dict(model.state_dict())
     weights = {k: v.clone() for k, v in model.state_dict().items()}
-    vocab = set_model_vocabulary(model, 'red star,blue heart,green moon,wheel,kite')
-    assert model.roi_head.bbox_head.num_classes == 5
+    data = model.data_preprocessor(_inputs(30, 1), False)
+    roi_features = torch.randn(3, 64, 7, 7)
     with torch.no_grad():
-        results = model(**model.data_preprocessor(_inputs(30, 1), False), mode='predict')
-    labels = results[0].pred_instances.labels
-    assert labels.numel() == 0 or int(labels.max()) < 5
-    assert vocab.names[0] == 'red star'
+        before = model.roi_head.bbox_head(roi_features)[0]
+        vocab = set_model_vocabulary(model, new_names)
+        after = model.roi_head.bbox_head(roi_features)[0]
+        expected = built_new.roi_head.bbox_head(roi_features)[0]
+        swapped = model(**data, mode='predict')[0].pred_instances
+        reference = built_new(**data, mode='predict')[0].pred_instances
+    assert vocab.names[0] == 'red star' and model.roi_head.bbox_head.num_classes == 5
+    assert before.shape == (3, 31) and after.shape == (3, 6)
+    torch.testing.assert_close(after, expected, rtol=0, atol=0)
+    assert not torch.allclose(after[:, :5], before[:, :5])  # other classes, other scores
+    assert len(reference.labels) > 0 and int(reference.labels.max()) < 5
+    _assert_same_results(swapped, reference)
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
-    cls_score, _ = model.roi_head.bbox_head(torch.randn(3, 64, 7, 7))
-    assert cls_score.shape == (3, 6)
 
 
 def test_vocabulary_swap_refuses_class_specific_parts(tmp_path):
@@ -262,23 +275,31 @@ def test_threshold_first_optional_cap_keeps_the_best_pairs(tmp_path):
 
 
 def test_mask_rcnn_predictions_equal_mmdet_postprocessing(tmp_path, monkeypatch):
-    """End to end: boxes, scores, labels and the masks made from them (the mask head reads
-    the labels) are the same with the threshold-first path and with mmdet's."""
+    """End to end: the shipped fast path (TextStandardRoIHead: chunked scoring, threshold-first
+    post-processing) gives the boxes, scores, labels and masks (the mask head reads the labels)
+    of mmdet's own StandardRoIHead + BBoxHead._predict_by_feat_single (multiclass_nms over
+    all N x K scores), with the same weights."""
     from mmdet.models.roi_heads.bbox_heads import BBoxHead
     from ovdense.models.detection.bbox_heads import TextClassifierMixin
-    config = osp.join(REPO, 'configs', 'demo',
-                      'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
-    cfg = shrink_config(config, str(tmp_path), vocabulary=','.join(f'c{i}' for i in range(30)))
-    cfg.model.roi_head.mask_head.class_agnostic = False  # masks indexed by the labels
-    model = _build(cfg).eval()
-    data = model.data_preprocessor(_inputs(30, 1), False)
+    fast_model = _demo_mask_rcnn(tmp_path, 'TextStandardRoIHead')
+    stock_model = _demo_mask_rcnn(tmp_path, 'StandardRoIHead')
+    stock_model.load_state_dict(fast_model.state_dict())
+    data = fast_model.data_preprocessor(_inputs(30, 1), False)
     with torch.no_grad():
-        fast = model(**data, mode='predict')[0].pred_instances
-    monkeypatch.setattr(TextClassifierMixin, '_predict_by_feat_single',
-                        BBoxHead._predict_by_feat_single)
+        fast = fast_model(**data, mode='predict')[0].pred_instances
+    stock_calls = []
+
+    def mmdet_postprocessing(self, *args, **kwargs):
+        cls_score = kwargs['cls_score'] if 'cls_score' in kwargs else args[1]
+        stock_calls.append(cls_score.shape)  # (N, K + 1): every score of every RoI
+        return BBoxHead._predict_by_feat_single(self, *args, **kwargs)
+
+    monkeypatch.setattr(TextClassifierMixin, '_predict_by_feat_single', mmdet_postprocessing)
     with torch.no_grad():
-        stock = model(**data, mode='predict')[0].pred_instances
-    assert len(stock.labels) > 0
+        stock = stock_model(**data, mode='predict')[0].pred_instances
+    # the reference is mmdet's post-processing of all N x (K + 1) scores
+    assert stock_calls and stock_calls[0][0] > 0 and stock_calls[0][1] == 31
+    assert len(stock.labels) > 0 and 'masks' in stock
     _assert_same_results(fast, stock)
 
 
