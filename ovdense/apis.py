@@ -3,7 +3,7 @@ from typing import Optional
 
 import torch.nn as nn
 
-from .text import TextCosineClassifier, Vocabulary, load_vocabulary
+from .text import TextCosineClassifier, Vocabulary, load_classifier_file, load_vocabulary
 
 
 def text_classifiers(model: nn.Module):
@@ -16,7 +16,9 @@ def set_model_vocabulary(model: nn.Module, vocabulary,
     ``num_classes`` of the heads that own them. No retraining, no rebuilding.
 
     Raises a clear error when a part of the model is tied to the old class count
-    (class-specific box regression or masks).
+    (class-specific box regression or masks), or when ``embeddings_file`` does not fit;
+    everything is checked before anything changes, so a refused call leaves the model as
+    it was.
     """
     model = getattr(model, 'module', model)  # DDP / model wrappers
     vocab = load_vocabulary(vocabulary)
@@ -26,6 +28,9 @@ def set_model_vocabulary(model: nn.Module, vocabulary,
                          'can only be swapped on heads built with the text classifier')
     old = classifiers[0].num_classes
     _check_class_agnostic(model, old)
+    if embeddings_file:  # once per embedding dim, before the first classifier switches
+        for dim in sorted({classifier.embed_dim for classifier in classifiers}):
+            load_classifier_file(embeddings_file, len(vocab), dim, vocab.names)
     for classifier in classifiers:
         classifier.set_vocabulary(vocab, embeddings_file)
     for module in model.modules():

@@ -648,6 +648,186 @@ def test_bad_vocabulary_file_leaves_no_classifier_file(tmp_path, content, needle
     assert not (tmp_path / 'out').exists() or not os.listdir(tmp_path / 'out')
 
 
+# ------------------------------------------------------------------------ classifier files
+CLASSES = ('cat', 'dog', 'yak', 'zebra')
+
+
+def _unit_rows(rows: int = len(CLASSES), dim: int = 32) -> torch.Tensor:
+    return torch.nn.functional.normalize(
+        torch.randn(rows, dim, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+
+def _classifier_file(path, embeddings, names=CLASSES) -> str:
+    """A classifier file as tools/build_text_classifier.py writes it (the .pt with names)."""
+    from ovdense.text import save_classifier_file
+    save_classifier_file(str(path), embeddings, {'class_names': list(names)})
+    return str(path)
+
+
+def _file_head(tmp_path):
+    """A text classifier on two classes, read from a .npy (no text tower needed)."""
+    from ovdense.text import TextCosineClassifier
+    return TextCosineClassifier(32, 'a,b', embeddings_file=_classifier_file(
+        tmp_path / 'ab.npy', _unit_rows(2)))
+
+
+def _test_tool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, osp.join(REPO, 'tools', 'test.py'), *args],
+                          capture_output=True, text=True, env=ENV, cwd=REPO)
+
+
+def _error_lines(result: subprocess.CompletedProcess) -> list:
+    assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith('error:')]
+
+
+@pytest.mark.parametrize('suffix', ['.npy', '.pt'])
+@pytest.mark.parametrize('value, fault', [
+    (float('nan'), 'is not finite'), (float('inf'), 'is not finite'), (0.0, 'has zero norm'),
+    (1e30, 'has norm 5.66e+30, outside what float32 can normalise'),
+], ids=['nan', 'inf', 'zero', 'huge'])
+def test_classifier_file_with_a_bad_row_is_refused(tmp_path, suffix, value, fault):
+    """One such row makes every prediction NaN (NaN, inf) or a constant score (a zero row,
+    or values whose norm overflows float32); the file is refused when it is loaded."""
+    from ovdense.text import TextCosineClassifier, load_classifier_file
+    from ovdense.utils import OvdenseFileError
+    embeddings = _unit_rows()
+    embeddings[3] = value
+    path = _classifier_file(tmp_path / f'bad{suffix}', embeddings)
+    expected = (f"classifier file {path!r}: row 3 ('zebra') {fault}; every class embedding "
+                'must be a finite, non-zero vector')
+    with pytest.raises(OvdenseFileError) as err:  # the vocabulary swap (set_model_vocabulary)
+        _file_head(tmp_path).set_vocabulary(','.join(CLASSES), path)
+    assert str(err.value) == expected
+    with pytest.raises(OvdenseFileError) as err:  # a config's embeddings_file
+        TextCosineClassifier(32, ','.join(CLASSES), embeddings_file=path)
+    assert str(err.value) == expected if suffix == '.pt' else expected.replace(" ('zebra')", '')
+    load_classifier_file(_classifier_file(tmp_path / f'good{suffix}', _unit_rows()), 4, 32,
+                         CLASSES)
+
+
+def test_unreadable_classifier_files_are_named(tmp_path):
+    from ovdense.text import TextCosineClassifier
+    from ovdense.utils import OvdenseFileError
+    empty = tmp_path / 'empty.npy'
+    empty.write_bytes(b'')
+    listed = tmp_path / 'listed.pt'
+    torch.save({'embeddings': _unit_rows().tolist(), 'class_names': list(CLASSES)}, listed)
+    for path, message in (
+            (empty, 'cannot read classifier file {!r}: the file is empty or truncated'),
+            (listed, "classifier file {!r}: 'embeddings' is a list, expected a float tensor of "
+                     'shape (classes, dim)')):
+        with pytest.raises(OvdenseFileError) as err:
+            TextCosineClassifier(32, ','.join(CLASSES), embeddings_file=str(path))
+        assert str(err.value) == message.format(str(path))
+
+
+def test_test_tool_refuses_a_bad_classifier_file_before_building(tmp_path):
+    """tools/test.py --vocab X --vocab-embeddings F: one line, before the model is built."""
+    embeddings = _unit_rows()
+    embeddings[2] = float('nan')
+    bad = _classifier_file(tmp_path / 'bad.pt', embeddings)
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'')  # never read: the classifier file is refused first
+    result = _test_tool(DET_CONFIG, str(checkpoint), '--work-dir', str(tmp_path / 'work'),
+                        '--vocab', ','.join(CLASSES), '--vocab-embeddings', bad)
+    assert _error_lines(result) == [f"error: classifier file {bad!r}: row 2 ('yak') is not "
+                                    'finite; every class embedding must be a finite, non-zero '
+                                    'vector']
+    assert not (tmp_path / 'work').exists()
+
+
+@pytest.mark.parametrize('stored, difference', [
+    (CLASSES[::-1], "position 0 holds 'zebra', the vocabulary has 'cat' there"),
+    (('cat', 'dog', 'ox', 'zebra'), "position 2 holds 'ox', the vocabulary has 'yak' there"),
+], ids=['reversed', 'other-names'])
+def test_classifier_file_of_other_classes_is_refused(tmp_path, stored, difference):
+    """Rows are matched to classes by position: every class would be scored with another
+    class's embedding. A .npy holds no names: it is accepted when the row count matches."""
+    from ovdense.utils import OvdenseFileError
+    head = _file_head(tmp_path)
+    path = _classifier_file(tmp_path / 'other.pt', _unit_rows(), stored)
+    with pytest.raises(OvdenseFileError) as err:
+        head.set_vocabulary(','.join(CLASSES), path)
+    assert str(err.value) == f'classifier file {path!r} was built for other classes: {difference}'
+    assert head.vocabulary.names == ('a', 'b')
+    head.set_vocabulary(','.join(CLASSES), _classifier_file(tmp_path / 'other.npy', _unit_rows(),
+                                                            stored))
+    assert head.vocabulary.names == CLASSES
+
+
+def test_test_tool_vocab_embeddings_needs_vocab(tmp_path):
+    """Without --vocab the file was silently ignored."""
+    classes = _classifier_file(tmp_path / 'classes.npy', _unit_rows())
+    result = _test_tool(DET_CONFIG, str(tmp_path / 'model.pth'), '--vocab-embeddings', classes)
+    assert _error_lines(result) == [f'error: --vocab-embeddings {classes!r} needs --vocab: the '
+                                    'vocabulary whose classes the file holds, in its order']
+
+
+def _vocabulary_state(model, image):
+    """What a vocabulary swap changes: names, files, class counts and the logits."""
+    from ovdense.apis import text_classifiers
+    with torch.no_grad():
+        logits = (model(image, mode='tensor'), model.auxiliary_head(model.extract_feat(image)))
+    return ([(c.vocabulary.names, c.embeddings_file) for c in text_classifiers(model)],
+            [(name, m.num_classes, getattr(m, 'out_channels', None))
+             for name, m in model.named_modules() if hasattr(m, 'num_classes')], logits)
+
+
+def test_refused_vocabulary_swap_leaves_the_model_unchanged(tmp_path):
+    """set_model_vocabulary checks the file for every classifier before switching any: a
+    refused file used to leave new names on old embeddings and old class counts."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    from ovdense.apis import set_model_vocabulary
+    from ovdense.utils import OvdenseFileError
+    init_default_scope('mmseg')
+    cfg = shrink_config(SEG_CONFIG, str(tmp_path), ','.join(f'c{i}' for i in range(30)))
+    model = MODELS.build(cfg.model).eval()
+    image = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    before = _vocabulary_state(model, image)
+    nan_rows = _unit_rows()
+    nan_rows[1] = float('nan')
+    bad_files = {'rows': _classifier_file(tmp_path / 'rows.npy', _unit_rows(3)),
+                 'dim': _classifier_file(tmp_path / 'dim.npy', _unit_rows(dim=16)),
+                 'nan': _classifier_file(tmp_path / 'nan.pt', nan_rows),
+                 'names': _classifier_file(tmp_path / 'names.pt', _unit_rows(), CLASSES[::-1])}
+    for fault, path in bad_files.items():
+        with pytest.raises(OvdenseFileError, match=osp.basename(path)):
+            set_model_vocabulary(model, ','.join(CLASSES), path)
+        after = _vocabulary_state(model, image)
+        assert after[:2] == before[:2], fault
+        assert all(torch.equal(a, b) for a, b in zip(after[2], before[2])), fault
+    good = _classifier_file(tmp_path / 'good.pt', _unit_rows())
+    set_model_vocabulary(model, ','.join(CLASSES), good)
+    assert model.decode_head.num_classes == model.auxiliary_head.num_classes == 4
+
+
+def _build_tool_output(tmp_path, out):
+    from ovdense.testing import tiny_clip_config
+    return subprocess.run(
+        [sys.executable, osp.join(REPO, 'tools', 'build_text_classifier.py'), '--model',
+         tiny_clip_config(str(tmp_path)), '--vocab', 'cat,dog', '--out', out],
+        capture_output=True, text=True, env=ENV, cwd=REPO)
+
+
+@pytest.mark.parametrize('out, directory', [
+    ('missing_dir/', 'missing_dir'), ('existing_dir', 'existing_dir'),
+    ('existing_dir/.npy', 'existing_dir')])
+def test_build_tool_refuses_a_directory_as_output(tmp_path, out, directory):
+    """'--out DIR/' used to write the hidden files DIR/.npy and DIR/.pt."""
+    (tmp_path / 'existing_dir').mkdir()
+    out = osp.join(str(tmp_path), out)
+    result = _build_tool_output(tmp_path, out)
+    assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr
+    example = osp.join(str(tmp_path), directory, 'classifier.npy')
+    assert result.stderr.strip().splitlines()[-1] == (
+        f'error: --out {out!r} names a directory, not a file: give a path such as '
+        f'{example!r} (OUT.npy and OUT.pt are written)')
+    assert not (tmp_path / 'missing_dir').exists() and not os.listdir(tmp_path / 'existing_dir')
+
+
 @pytest.fixture(scope='module')
 def det_checkpoints(demo_data, tmp_path_factory):
     """A test config of the tiny detection demo, a checkpoint of its model (never trained:

@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 
@@ -134,3 +135,21 @@ def test_novel_class_ids_by_frequency_split_and_names():
         novel_class_ids(ov_coco, 'r')
     with pytest.raises(VocabularyError, match="not among its categories: \\['zebra'\\]"):
         novel_class_ids(lvis_like, ['zebra'])
+
+
+@pytest.mark.parametrize('record, needle', [
+    ({'name': None}, "class #1 'name' must be a string; got None"),
+    ({'name': ['cat']}, "class #1 'name' must be a string; got ['cat']"),
+    ({'name': 'dog', 'synonyms': 5},
+     "class #1 ('dog') 'synonyms' must be a string or a list of strings; got 5"),
+    ({'name': 'dog', 'synonyms': ['hound', None]},
+     "class #1 ('dog') 'synonyms' must be a string or a list of strings; got ['hound', None]"),
+    ({'name': 'dog', 'description': {'text': 'a canine'}},
+     "class #1 ('dog') 'description' must be a string; got {'text': 'a canine'}"),
+], ids=['null-name', 'list-name', 'int-synonyms', 'null-synonym', 'dict-description'])
+def test_entries_with_non_string_fields_are_named(tmp_path, record, needle):
+    """str() would turn a null name into a class 'None' and a list into "['cat']"."""
+    path = tmp_path / 'typed.json'
+    path.write_text(json.dumps({'classes': ['cat', record]}))
+    with pytest.raises(VocabularyError, match=re.escape(f"vocabulary '{path}': {needle}")):
+        load_vocabulary(str(path))

@@ -13,7 +13,6 @@ import sys
 import time
 
 
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--model', required=True,
@@ -40,8 +39,21 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def output_stem(out: str) -> str:
+    """OUT without its .npy/.pt suffix. A directory ('DIR/', or one that exists) or a bare
+    suffix ('DIR/.npy') would get hidden files such as 'DIR/.npy': refused."""
+    name = osp.basename(out)
+    if not name or name in ('.npy', '.pt') or osp.isdir(out):
+        from ovdense.utils.cli import ConfigError
+        example = osp.join(out if osp.isdir(out) else osp.dirname(out), 'classifier.npy')
+        raise ConfigError(f'--out {out!r} names a directory, not a file: give a path such as '
+                          f'{example!r} (OUT.npy and OUT.pt are written)')
+    return osp.splitext(out)[0] if out.endswith(('.npy', '.pt')) else out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    stem = output_stem(args.out)  # before the tower is built
     import torch
 
     from ovdense.text import PromptStyle, load_vocabulary, save_classifier_file
@@ -60,7 +72,6 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - start
     metadata = describe_embeddings(vocabulary, style, embedder.tower)
     metadata.update(vocabulary=vocabulary.source, checkpoint=args.checkpoint)
-    stem = osp.splitext(args.out)[0] if args.out.endswith(('.npy', '.pt')) else args.out
     for path in (stem + '.npy', stem + '.pt'):
         save_classifier_file(path, embeddings, metadata)
     print(f'{len(vocabulary)} classes x {len(style.templates)} templates -> '

@@ -30,8 +30,17 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
+def check_vocab_args(args) -> None:
+    from ovdense.utils.cli import ConfigError
+    if args.vocab_embeddings and not args.vocab:
+        # the file's rows only mean something for the vocabulary they were built from
+        raise ConfigError(f'--vocab-embeddings {args.vocab_embeddings!r} needs --vocab: the '
+                          'vocabulary whose classes the file holds, in its order')
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
+    check_vocab_args(args)
     import ovdense  # noqa: F401  registers ovdense components and compatibility fixes
     from mmengine.runner import Runner
 
@@ -41,8 +50,10 @@ def main(argv=None) -> int:
     set_work_dir(cfg, args.work_dir, args.config)
     apply_test_args(cfg, args)
     if args.vocab:
-        from ovdense.text import load_vocabulary
-        load_vocabulary(args.vocab)  # fail fast, before building anything
+        from ovdense.text import load_classifier_file, load_vocabulary
+        vocab = load_vocabulary(args.vocab)  # fail fast, before building anything
+        if args.vocab_embeddings:  # rows and stored names now; the dim once the model is built
+            load_classifier_file(args.vocab_embeddings, len(vocab), names=vocab.names)
     from ovdense.utils import check_torch_file
     check_torch_file(args.checkpoint)  # a truncated file is named before anything is built
     runner = Runner.from_cfg(cfg)

@@ -218,11 +218,16 @@ class TextCosineClassifier(BaseModule):
 
     # -- vocabulary ------------------------------------------------------------------------
     def set_vocabulary(self, vocabulary, embeddings_file: Optional[str] = None) -> None:
-        """Swap the classes (test-time open vocabulary) without rebuilding the head."""
-        self.vocabulary = load_vocabulary(vocabulary)
-        self.embeddings_file = embeddings_file
+        """Swap the classes (test-time open vocabulary) without rebuilding the head.
+
+        The file is checked (shape, stored class names, rows) before anything changes: a
+        refused file leaves the head on its old classes."""
+        vocabulary = load_vocabulary(vocabulary)
         if embeddings_file:
-            load_classifier_file(embeddings_file, self.num_classes, self.embed_dim)
+            load_classifier_file(embeddings_file, len(vocabulary), self.embed_dim,
+                                 vocabulary.names)
+        self.vocabulary = vocabulary
+        self.embeddings_file = embeddings_file
         self._forget_embeddings()
 
     # -- class embeddings ------------------------------------------------------------------

@@ -4,13 +4,14 @@ import json
 import os
 import os.path as osp
 import warnings
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..utils.io import OvdenseFileError, atomic_write, safe_torch_load
+from ..utils.io import (OvdenseFileError, atomic_write, remove_stale_temp_files,
+                        safe_torch_load)
 from .prompts import PromptStyle
 from .vocabulary import Vocabulary
 
@@ -88,12 +89,21 @@ def cache_key(tower_fingerprint: str, vocabulary: Vocabulary, style: PromptStyle
     return hashlib.sha256(json.dumps(payload).encode()).hexdigest()
 
 
+# cache directories already reported as unwritable: said once per process, not per entry
+_UNWRITABLE_WARNED: Set[str] = set()
+
+
 class EmbeddingCache:
     """Files ``<dir>/<key>.pt`` holding class embeddings and what they were made from.
 
     Writes are atomic, so concurrent builders end with one valid file; a corrupt or
-    mismatching file is reported, ignored and rebuilt.
+    mismatching file is reported, ignored and rebuilt. The cache only saves time: a directory
+    that cannot be written (read-only, full, a file in its place) is reported once and the
+    computed embeddings are used uncached.
     """
+
+    ENTRY_PATTERN = '[0-9a-f]' * 40 + '.pt'  # the names path() gives
+    STALE_TEMP_AGE = 3600.0  # seconds: older temporary files are left by killed writers
 
     def __init__(self, directory: Optional[str] = None):
         self.directory = directory or default_cache_dir()
@@ -103,61 +113,107 @@ class EmbeddingCache:
 
     def load(self, key: str, num_classes: int) -> Optional[torch.Tensor]:
         path = self.path(key)
-        if not osp.exists(path):
+        if not osp.lexists(path):
             return None
         try:
-            record = safe_torch_load(path, what='text embedding cache')
-            embeddings = record['embeddings']
-            if record.get('key') != key:
-                raise OvdenseFileError(f'key {record.get("key")!r:.20} does not match')
-            if embeddings.ndim != 2 or embeddings.shape[0] != num_classes:
-                raise OvdenseFileError(f'shape {tuple(embeddings.shape)} is not '
-                                       f'({num_classes}, D)')
-            if not torch.isfinite(embeddings).all():
-                raise OvdenseFileError('non-finite values')
-        except (OvdenseFileError, KeyError, TypeError, AttributeError) as err:
-            warnings.warn(f'text embedding cache {path!r} is corrupt ({err}); rebuilding it')
+            return _read_cache_entry(path, key, num_classes)
+        except OvdenseFileError as err:
+            warnings.warn(f'text embedding cache entry {path!r} is corrupt ({err.reason}); '
+                          'rebuilding it')
             return None
-        return embeddings.float()
 
-    def save(self, key: str, embeddings: torch.Tensor, metadata: Dict) -> str:
+    def save(self, key: str, embeddings: torch.Tensor, metadata: Dict) -> Optional[str]:
+        """The entry's path, or None (warned once per directory) when it cannot be written."""
         path = self.path(key)
         record = dict(metadata, key=key, embeddings=embeddings.detach().cpu().float())
-        with atomic_write(path) as f:
-            torch.save(record, f)
+        try:
+            with atomic_write(path) as f:
+                torch.save(record, f)
+        except OSError as err:
+            self._warn_unwritable(path, err)
+            return None
+        remove_stale_temp_files(self.directory, self.ENTRY_PATTERN, self.STALE_TEMP_AGE)
         return path
+
+    def _warn_unwritable(self, path: str, err: OSError) -> None:
+        directory = osp.abspath(self.directory)
+        if directory in _UNWRITABLE_WARNED:
+            return
+        _UNWRITABLE_WARNED.add(directory)
+        warnings.warn(f'text embedding cache {self.directory!r} cannot be written '
+                      f'({_write_failure(self.directory, path, err)}); using the computed '
+                      'embeddings without caching them')
+
+
+def _read_cache_entry(path: str, key: str, num_classes: int) -> torch.Tensor:
+    """The (num_classes, D) embeddings of a cache entry; OvdenseFileError says what is wrong."""
+    if not osp.isfile(path):
+        kind = 'a directory' if osp.isdir(path) else 'a broken link or special file'
+        raise OvdenseFileError(path, reason=f'it is {kind}, not a cache file')
+    record = safe_torch_load(path, what='text embedding cache entry')
+    if not isinstance(record, dict) or not isinstance(record.get('embeddings'), torch.Tensor):
+        kind = type(record).__name__
+        raise OvdenseFileError(path, reason=f'it holds a {kind}, not a cache entry (a dict '
+                                            "with 'key' and an 'embeddings' tensor)")
+    embeddings = record['embeddings']
+    if record.get('key') != key:
+        raise OvdenseFileError(path, reason=f'key {record.get("key")!r:.20} does not match')
+    if embeddings.ndim != 2 or embeddings.shape[0] != num_classes:
+        raise OvdenseFileError(path, reason=f'shape {tuple(embeddings.shape)} is not '
+                                            f'({num_classes}, D)')
+    if not torch.isfinite(embeddings).all():
+        raise OvdenseFileError(path, reason='non-finite values')
+    return embeddings.float()
+
+
+def _write_failure(directory: str, path: str, err: OSError) -> str:
+    """Why a cache entry could not be written, in words (not the temporary file's name)."""
+    if osp.lexists(directory) and not osp.isdir(directory):
+        return 'it is a file, not a directory'
+    if osp.isdir(path):
+        return f'{osp.basename(path)!r} in it is a directory'
+    return err.strerror or f'{type(err).__name__}: {err}'
+
+
+PAIR_DIGEST = 'embeddings_sha256'  # the .pt's record of the .npy written with it
 
 
 def save_classifier_file(path: str, embeddings: torch.Tensor, metadata: Dict) -> None:
     """``.npy`` (C x D float32, unit rows: Detic's ZeroShotClassifier format) or ``.pt``
-    (embeddings plus class names, templates, model id, dim)."""
+    (embeddings plus class names, templates, model id, dim, and ``embeddings_sha256``: the
+    sha256 of the ``.npy``'s data bytes, ``np.load(npy).tobytes()``, so that a pair written
+    for one stem can be checked to be one build, see :func:`load_classifier_file`)."""
     array = embeddings.detach().cpu().float()
     if path.endswith('.npy'):
         with atomic_write(path) as f:
             np.save(f, array.numpy())
     else:
+        record = dict(metadata, embeddings=array, dim=int(array.shape[1]))
+        record[PAIR_DIGEST] = embeddings_digest(array)
         with atomic_write(path) as f:
-            torch.save(dict(metadata, embeddings=array, dim=int(array.shape[1])), f)
+            torch.save(record, f)
 
 
-def load_classifier_file(path: str, num_classes: int, dim: Optional[int] = None
-                         ) -> Tuple[torch.Tensor, Dict]:
+def embeddings_digest(embeddings: torch.Tensor) -> str:
+    """sha256 of the bytes a ``.npy`` of these embeddings holds (float32, little-endian, C)."""
+    array = np.ascontiguousarray(embeddings.detach().cpu().float().numpy(), dtype='<f4')
+    return hashlib.sha256(array.tobytes()).hexdigest()
+
+
+def load_classifier_file(path: str, num_classes: int, dim: Optional[int] = None,
+                         names: Optional[Sequence[str]] = None) -> Tuple[torch.Tensor, Dict]:
     """Read a file written by :func:`save_classifier_file` (or any C x D ``.npy``) and check
-    its shape against the vocabulary size and the expected embedding dimension."""
+    its shape against the vocabulary size and the expected embedding dimension, the class
+    names a ``.pt`` stores against ``names`` (the vocabulary's, in order), that every row
+    normalises to a unit vector, and that ``X.npy`` and ``X.pt`` are one build when both
+    exist and the ``.pt`` records a digest. Runs once per file load, never per image."""
     if not osp.isfile(path):
         raise FileNotFoundError(f'classifier embedding file not found: {path!r}')
     if path.endswith('.npy'):
-        try:
-            array = np.load(path, allow_pickle=False)
-        except ValueError as err:
-            raise OvdenseFileError(f'cannot read classifier file {path!r}: {err}') from err
-        embeddings, metadata = torch.from_numpy(np.asarray(array, dtype=np.float32)), {}
+        embeddings, metadata = _read_npy(path), {}
     else:
-        record = safe_torch_load(path, what='classifier embedding file')
-        if not isinstance(record, dict) or 'embeddings' not in record:
-            raise OvdenseFileError(f"classifier file {path!r} has no 'embeddings' entry")
-        embeddings = record['embeddings'].float()
-        metadata = {k: v for k, v in record.items() if k != 'embeddings'}
+        embeddings, metadata = _read_pt(path)
+    _check_pair(path, embeddings, metadata)
     if embeddings.ndim != 2:
         raise OvdenseFileError(f'classifier file {path!r}: expected a (classes, dim) matrix, '
                                f'got shape {tuple(embeddings.shape)}')
@@ -168,7 +224,130 @@ def load_classifier_file(path: str, num_classes: int, dim: Optional[int] = None
     if dim is not None and embeddings.shape[1] != dim:
         raise OvdenseFileError(f'classifier file {path!r} has embedding dim '
                                f'{embeddings.shape[1]}, expected {dim}')
-    return F.normalize(embeddings, dim=-1), metadata
+    stored = _stored_names(path, metadata, num_classes)
+    if names is not None and stored is not None:
+        _check_names(path, stored, names)
+    return _unit_rows(path, embeddings, stored or names), metadata
+
+
+def _read_npy(path: str) -> torch.Tensor:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except EOFError as err:  # numpy's message for a zero-byte file: 'No data left in file'
+        raise OvdenseFileError(f'cannot read classifier file {path!r}: the file is empty or '
+                               'truncated') from err
+    except ValueError as err:
+        raise OvdenseFileError(f'cannot read classifier file {path!r}: {err}') from err
+    if not isinstance(array, np.ndarray) or array.dtype.kind not in 'fiu':
+        raise OvdenseFileError(f'classifier file {path!r}: expected a (classes, dim) float '
+                               f'array, got {getattr(array, "dtype", type(array).__name__)}')
+    return torch.from_numpy(np.asarray(array, dtype=np.float32))
+
+
+def _read_pt(path: str) -> Tuple[torch.Tensor, Dict]:
+    record = safe_torch_load(path, what='classifier embedding file')
+    if not isinstance(record, dict) or 'embeddings' not in record:
+        raise OvdenseFileError(f"classifier file {path!r} has no 'embeddings' entry")
+    embeddings = record['embeddings']
+    if not isinstance(embeddings, torch.Tensor) or not embeddings.is_floating_point():
+        kind = (f'a {embeddings.dtype} tensor' if isinstance(embeddings, torch.Tensor)
+                else f'a {type(embeddings).__name__}')
+        raise OvdenseFileError(f"classifier file {path!r}: 'embeddings' is {kind}, expected a "
+                               'float tensor of shape (classes, dim)')
+    return embeddings.float(), {k: v for k, v in record.items() if k != 'embeddings'}
+
+
+def _check_pair(path: str, embeddings: torch.Tensor, metadata: Dict) -> None:
+    """``X.npy`` and ``X.pt`` are written one after the other: a kill or a full disk between
+    the two leaves a new ``.npy`` beside an old ``.pt``. The ``.pt``'s digest tells. A ``.pt``
+    without one (written before digests, or not a classifier file) is not checked."""
+    stem, suffix = osp.splitext(path)
+    npy, pt = stem + '.npy', stem + '.pt'
+    if suffix not in ('.npy', '.pt') or not (osp.isfile(npy) and osp.isfile(pt)):
+        return
+    if suffix == '.npy':
+        recorded, actual = _recorded_digest(pt), embeddings_digest(embeddings)
+    else:
+        recorded = _digest_entry(pt, metadata)
+        actual = _npy_digest(npy) if recorded is not None else None
+    if recorded is not None and actual is not None and recorded != actual:
+        raise OvdenseFileError(
+            f'classifier files {npy!r} and {pt!r} do not match: the .pt was written with '
+            f'embeddings of sha256 {recorded[:12]}..., the .npy holds {actual[:12]}... (a '
+            'mixed pair from an interrupted write); rebuild both with '
+            'tools/build_text_classifier.py')
+
+
+def _recorded_digest(pt: str) -> Optional[str]:
+    """The digest a sibling ``.pt`` records; None if it records none or cannot be read (it is
+    then refused when it is itself loaded). Tensors are mapped, not read: the sibling may be
+    a large checkpoint that merely shares the stem."""
+    try:
+        record = safe_torch_load(pt, what='classifier embedding file', mmap=True)
+    except OvdenseFileError:
+        return None
+    return _digest_entry(pt, record) if isinstance(record, dict) else None
+
+
+def _digest_entry(pt: str, record: Dict) -> Optional[str]:
+    digest = record.get(PAIR_DIGEST)
+    if digest is not None and not (isinstance(digest, str) and len(digest) == 64):
+        raise OvdenseFileError(f'classifier file {pt!r}: {PAIR_DIGEST!r} must be a sha256 hex '
+                               f'string, got {type(digest).__name__} {str(digest)[:20]!r}')
+    return digest
+
+
+def _npy_digest(npy: str) -> Optional[str]:
+    """The digest of a sibling ``.npy``; None if it cannot be read (refused when loaded)."""
+    try:
+        return embeddings_digest(_read_npy(npy))
+    except OvdenseFileError:
+        return None
+
+
+def _stored_names(path: str, metadata: Dict, num_classes: int) -> Optional[List[str]]:
+    """The class names a ``.pt`` stores (``class_names``), one per row; None if it has none."""
+    stored = metadata.get('class_names')
+    if stored is None:
+        return None
+    if (not isinstance(stored, (list, tuple)) or len(stored) != num_classes
+            or not all(isinstance(name, str) for name in stored)):
+        raise OvdenseFileError(f"classifier file {path!r}: 'class_names' must be a list of "
+                               f'{num_classes} strings, one per row')
+    return list(stored)
+
+
+def _check_names(path: str, stored: Sequence[str], expected: Sequence[str]) -> None:
+    """Rows are matched to classes by position: other names or another order would score
+    every class with another class's embedding."""
+    for index, (have, want) in enumerate(zip(stored, expected)):
+        if have != want:
+            raise OvdenseFileError(
+                f'classifier file {path!r} was built for other classes: position {index} '
+                f'holds {have!r}, the vocabulary has {want!r} there')
+
+
+def _unit_rows(path: str, embeddings: torch.Tensor, names: Optional[Sequence[str]]
+               ) -> torch.Tensor:
+    """The rows normalised; a row that does not normalise to a unit vector (NaN, inf, zero,
+    or too large or small for float32) would turn every prediction into NaN or noise."""
+    unit = F.normalize(embeddings, dim=-1)
+    bad = ~((unit.norm(dim=-1) - 1).abs() <= 1e-3)  # NaN compares False: bad
+    if not bool(bad.any()):
+        return unit
+    row = int(bad.nonzero()[0])
+    label = f'row {row}' if names is None else f'row {row} ({names[row]!r})'
+    raise OvdenseFileError(f'classifier file {path!r}: {label} {_row_fault(embeddings[row])}; '
+                           'every class embedding must be a finite, non-zero vector')
+
+
+def _row_fault(row: torch.Tensor) -> str:
+    if not bool(torch.isfinite(row).all()):
+        return 'is not finite'
+    norm = float(row.double().norm())
+    if norm == 0:
+        return 'has zero norm'
+    return f'has norm {norm:.3g}, outside what float32 can normalise'
 
 
 class FrozenTextEmbedder:
@@ -209,7 +388,7 @@ class FrozenTextEmbedder:
     def embeddings(self, vocabulary: Vocabulary, style: PromptStyle, device='cpu',
                    batch_size: int = 256, progress: bool = False,
                    use_cache: bool = True) -> Tuple[torch.Tensor, Optional[str]]:
-        """(K, D) embeddings and the cache file they came from or went to (None: no cache)."""
+        """(K, D) embeddings and the cache file they came from or went to (None: not cached)."""
         key = cache_key(self.fingerprint(), vocabulary, style) if use_cache else None
         if key is not None:
             cached = self.cache.load(key, len(vocabulary))

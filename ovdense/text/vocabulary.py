@@ -204,12 +204,23 @@ def _entry_from_record(record: Any, source: str, index: int) -> ClassEntry:
     if not isinstance(record, dict) or 'name' not in record:
         raise VocabularyError(f'vocabulary {source!r}: class #{index} must be a name or a '
                               f"mapping with a 'name' key; got {record!r:.80}")
+    name = record['name']
+    if not isinstance(name, str):  # str() would make a class 'None' or "['cat']"
+        raise VocabularyError(f"vocabulary {source!r}: class #{index} 'name' must be a "
+                              f'string; got {name!r:.80}')
     synonyms = record.get('synonyms') or ()
     if isinstance(synonyms, str):
         synonyms = (synonyms,)
+    if (not isinstance(synonyms, (list, tuple))
+            or not all(isinstance(s, str) for s in synonyms)):
+        raise VocabularyError(f"vocabulary {source!r}: class #{index} ({name!r}) 'synonyms' "
+                              f'must be a string or a list of strings; got {synonyms!r:.80}')
     description = record.get('description', record.get('def', '')) or ''
-    return ClassEntry(name=str(record['name']).strip(), description=str(description).strip(),
-                      synonyms=tuple(str(s) for s in synonyms),
+    if not isinstance(description, str):
+        raise VocabularyError(f"vocabulary {source!r}: class #{index} ({name!r}) "
+                              f"'description' must be a string; got {description!r:.80}")
+    return ClassEntry(name=name.strip(), description=description.strip(),
+                      synonyms=tuple(synonyms),
                       frequency=record.get('frequency'), split=record.get('split'))
 
 
