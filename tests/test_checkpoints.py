@@ -176,7 +176,7 @@ def test_convert_tool_writes_weights_only_file(tmp_path, capsys):
     assert again2['source_layout'] == 'icar' and again2['text_tower'].keys() == \
         loaded['text_tower'].keys()
     # errors are reported, not raised
-    assert tool.main([src, str(tmp_path / 'x.pth'), '--layout', 'open_clip']) == 1
+    assert tool.main([src, str(tmp_path / 'x.pth'), '--layout', 'open_clip']) == 2
     assert "asked to be read as 'open_clip'" in capsys.readouterr().err
 
 

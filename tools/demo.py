@@ -40,10 +40,11 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     import ovdense  # noqa: F401
     from ovdense.inference import DenseInferencer
-    from ovdense.utils.launch import load_config
+    from ovdense.utils.launch import check_checkpoint, load_config
     images = list_images(args.inputs)
     if not osp.isfile(args.checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {args.checkpoint!r}')
+    check_checkpoint(args.checkpoint)  # refused here, not as a traceback from mmengine's loader
     inferencer = DenseInferencer(load_config(args.config), args.checkpoint, args.device,
                                  vocabulary=args.vocab, embeddings_file=args.vocab_embeddings)
     for path in images:

@@ -44,8 +44,8 @@ def main(argv=None) -> int:
     import ovdense  # noqa: F401  registers ovdense components and compatibility fixes
     from mmengine.runner import Runner
 
-    from ovdense.utils.launch import (add_result_dump, apply_test_args, load_config,
-                                      set_work_dir)
+    from ovdense.utils.launch import (add_result_dump, apply_test_args, check_checkpoint,
+                                      load_config, set_work_dir)
     cfg = load_config(args.config, args.cfg_options)
     set_work_dir(cfg, args.work_dir, args.config)
     apply_test_args(cfg, args)
@@ -54,8 +54,8 @@ def main(argv=None) -> int:
         vocab = load_vocabulary(args.vocab)  # fail fast, before building anything
         if args.vocab_embeddings:  # rows and stored names now; the dim once the model is built
             load_classifier_file(args.vocab_embeddings, len(vocab), names=vocab.names)
-    from ovdense.utils import check_torch_file
-    check_torch_file(args.checkpoint)  # a truncated file is named before anything is built
+    # a truncated or unsafe file is named before the runner is built or makes its work dir
+    check_checkpoint(args.checkpoint)
     runner = Runner.from_cfg(cfg)
     if args.out:
         add_result_dump(runner, cfg.default_scope, args.out)

@@ -5,13 +5,16 @@ keys the standard OpenMMLab tools change.
 """
 import os
 import os.path as osp
-from typing import Dict, Optional
+import re
+import sys
+import zipfile
+from typing import Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 from mmengine.utils import import_modules_from_strings
 
 from .cli import ConfigError
-from .io import check_torch_file
+from .io import OvdenseFileError, check_torch_file, safe_torch_load
 
 SCOPES = ('mmdet', 'mmseg', 'mmaction')
 
@@ -79,12 +82,83 @@ def apply_train_args(cfg: Config, args) -> None:
             raise ConfigError('--auto-scale-lr: the config has no auto_scale_lr.base_batch_size')
         cfg.auto_scale_lr.enable = True
     if args.resume == 'auto':
-        cfg.resume, cfg.load_from = True, None
+        latest = find_resume_checkpoint(cfg.work_dir)
+        if latest is not None:
+            check_checkpoint(latest, '--resume checkpoint')
+        cfg.resume, cfg.load_from = True, latest  # None: mmengine starts afresh
     elif args.resume is not None:
         if not osp.isfile(args.resume):
             raise FileNotFoundError(f'--resume checkpoint not found: {args.resume!r}')
-        check_torch_file(args.resume, '--resume checkpoint')
+        check_checkpoint(args.resume, '--resume checkpoint')
         cfg.resume, cfg.load_from = True, args.resume
+
+
+def check_checkpoint(path: str, what: str = 'checkpoint') -> None:
+    """Refuse ``path`` before anything is built or created: it must be complete and load
+    weights-only. mmengine's loader would only fail later, with a traceback, once the runner
+    made its work dir. Zip files are mapped, not read: only their pickled structure is."""
+    check_torch_file(path, what)
+    safe_torch_load(path, what=what, mmap=zipfile.is_zipfile(path))
+
+
+# what mmengine's CheckpointHook writes: iter_<n>.pth or epoch_<n>.pth
+_CHECKPOINT_NAME = re.compile(r'(?:iter|epoch)_(\d+)\.pth\Z')
+
+
+def find_resume_checkpoint(work_dir: str) -> Optional[str]:
+    """What ``--resume`` without a path continues from: the file ``last_checkpoint`` names or,
+    when that is empty, gone or incomplete (a full disk, a copy cut short), the newest complete
+    iter_*/epoch_* file in ``work_dir``, with one warning. None without ``last_checkpoint``."""
+    marker = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(marker):
+        return None
+    with open(marker, encoding='utf-8', errors='replace') as f:
+        named = f.read().strip()
+    problem = _unusable_checkpoint(named, marker)
+    if problem is None:
+        return named
+    latest, skipped = _newest_complete_checkpoint(work_dir, skip=named)
+    if latest is None:
+        raise OvdenseFileError(f'cannot resume: {problem}, and no other iter_*.pth / '
+                               f'epoch_*.pth in {work_dir!r} is complete')
+    also = f' (also skipped incomplete {", ".join(map(repr, skipped))})' if skipped else ''
+    _warn(f'{problem}; resuming from {latest!r} instead{also}')
+    return latest
+
+
+def _unusable_checkpoint(path: str, marker: str) -> Optional[str]:
+    """Why the checkpoint ``last_checkpoint`` names cannot be resumed from, or None."""
+    if not path:
+        return f'{marker!r} is empty'
+    try:
+        check_torch_file(path, 'latest checkpoint')
+    except (OvdenseFileError, FileNotFoundError) as err:
+        return str(err)
+    return None
+
+
+def _newest_complete_checkpoint(work_dir: str, skip: str) -> Tuple[Optional[str], List[str]]:
+    """The complete checkpoint with the highest number, and the incomplete ones above it."""
+    found, skip = [], osp.abspath(skip) if skip else None
+    for name in os.listdir(work_dir):
+        match = _CHECKPOINT_NAME.match(name)
+        path = osp.join(work_dir, name)
+        if match and osp.isfile(path) and osp.abspath(path) != skip:
+            found.append((int(match.group(1)), os.stat(path).st_mtime, path))
+    skipped = []
+    for _, _, path in sorted(found, reverse=True):
+        try:
+            check_torch_file(path)
+            return path, skipped
+        except OvdenseFileError:
+            skipped.append(path)
+    return None, skipped
+
+
+def _warn(message: str) -> None:
+    """One line on stderr, from the first process only (every rank reaches here)."""
+    if os.environ.get('RANK', os.environ.get('SLURM_PROCID', '0')) == '0':
+        print(f'warning: {message}', file=sys.stderr)
 
 
 def _require_cuda(flag: str, what: str) -> None:
