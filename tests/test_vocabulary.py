@@ -139,13 +139,13 @@ def test_novel_class_ids_by_frequency_split_and_names():
 
 @pytest.mark.parametrize('record, needle', [
     ({'name': None}, "class #1 'name' must be a string; got None"),
-    ({'name': ['cat']}, "class #1 'name' must be a string; got ['cat']"),
+    ({'name': ['cat']}, "class #1 'name' must be a string; got list ['cat']"),
     ({'name': 'dog', 'synonyms': 5},
-     "class #1 ('dog') 'synonyms' must be a string or a list of strings; got 5"),
+     "class #1 ('dog') 'synonyms' must be a string or a list of strings; got int 5"),
     ({'name': 'dog', 'synonyms': ['hound', None]},
-     "class #1 ('dog') 'synonyms' must be a string or a list of strings; got ['hound', None]"),
+     "class #1 ('dog') 'synonyms' must be a string or a list of strings; got list ['hound', None]"),
     ({'name': 'dog', 'description': {'text': 'a canine'}},
-     "class #1 ('dog') 'description' must be a string; got {'text': 'a canine'}"),
+     "class #1 ('dog') 'description' must be a string; got dict {'text': 'a canine'}"),
 ], ids=['null-name', 'list-name', 'int-synonyms', 'null-synonym', 'dict-description'])
 def test_entries_with_non_string_fields_are_named(tmp_path, record, needle):
     """str() would turn a null name into a class 'None' and a list into "['cat']"."""

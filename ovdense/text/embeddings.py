@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..utils.io import (OvdenseFileError, atomic_write, remove_stale_temp_files,
                         safe_torch_load)
-from .prompts import PromptStyle
+from .prompts import PromptStyle, check_class_tokens
 from .vocabulary import Vocabulary
 
 CACHE_FORMAT = 1
@@ -48,6 +48,7 @@ class PromptTokens:
         self.vocabulary, self.style = vocabulary, style
         prompts, self.per_class = ensemble_prompts(vocabulary, style)
         self.tokens = tower.tokenize(prompts)
+        check_class_tokens(tower, vocabulary, prompts, self.per_class, self.tokens)
 
     def built_for(self, vocabulary: Vocabulary, style: PromptStyle) -> bool:
         return self.vocabulary is vocabulary and self.style is style

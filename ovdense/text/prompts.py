@@ -1,10 +1,13 @@
 """Prompt templates and the prompts that describe each class to the text tower."""
 import os.path as osp
 import random
+import warnings
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
-from .vocabulary import ClassEntry, VocabularyError
+import torch
+
+from .vocabulary import ClassEntry, Vocabulary, VocabularyError
 
 TEMPLATE_DIR = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))), 'resources',
                         'templates')
@@ -78,3 +81,57 @@ class PromptStyle:
     def fingerprint(self) -> list:
         return [list(self.templates), self.use_descriptions, self.description_format,
                 self.use_synonyms]
+
+
+def check_class_tokens(tower, vocabulary: Vocabulary, prompts: Sequence[str],
+                       per_class: Sequence[Sequence[int]], tokens: torch.Tensor) -> None:
+    """Warn about two classes whose prompts all tokenise alike (the same rows, as often):
+    they get identical embeddings. Usually the text tower cut long prompts before the words
+    that tell the classes apart. A warning, not an error: iCAR's 16-token context does this
+    to two Kinetics-400 classes ('passing American football (in game)' / '(not in game)').
+
+    ``prompts`` and ``tokens``: the unique prompts of ``vocabulary`` and their token rows;
+    ``per_class``: each class's indices into them (see ``ensemble_prompts``).
+    """
+    if not isinstance(tokens, torch.Tensor) or len(tokens) == 0:
+        return
+    first, second = _first_token_twin(per_class, tokens)
+    if first is None:
+        return
+    ids = sorted(set(per_class[first]) | set(per_class[second]))
+    warnings.warn(
+        f'vocabulary {vocabulary.source!r}: classes {vocabulary[first].name!r:.80} '
+        f'(#{first}) and {vocabulary[second].name!r:.80} (#{second}) get the same tokens '
+        f'for every prompt, so identical embeddings: '
+        f'{_twin_cause(tower, [prompts[i] for i in ids], tokens[ids])}')
+
+
+def _twin_cause(tower, prompts: List[str], tokens: torch.Tensor) -> str:
+    """Why two classes' prompts tokenise alike (the context length cut them?), and the fix."""
+    length = getattr(tower, 'context_length', tokens.shape[-1])
+    cut_texts = getattr(tower, 'cut_texts', None)
+    cut = len(cut_texts(prompts, tokens)) if cut_texts is not None else None
+    if cut == 0:
+        return (f'none of their {len(prompts)} prompts is longer than the text tower\'s '
+                f'context length of {length} tokens: they are the same texts or texts the '
+                'tokenizer reads alike; give each class its own name and synonyms')
+    if cut is None:  # a tower that cannot tell which prompts it cut
+        return (f'the text tower reads {length} tokens per prompt; shorten their names or '
+                'descriptions, or give each class its own name and synonyms')
+    return (f'{cut} of their {len(prompts)} prompts are longer than the text tower\'s context '
+            f'length of {length} tokens and were cut; shorten their names or descriptions, '
+            'or give the text tower a longer context_length')
+
+
+def _first_token_twin(per_class: Sequence[Sequence[int]], tokens: torch.Tensor
+                      ) -> Tuple[Optional[int], Optional[int]]:
+    """The first two classes whose prompts give the same multiset of token rows."""
+    rows = tokens.reshape(len(tokens), -1)
+    row_ids = torch.unique(rows, dim=0, return_inverse=True)[1].tolist()
+    seen: Dict[Tuple[int, ...], int] = {}
+    for index, ids in enumerate(per_class):
+        key = tuple(sorted(row_ids[i] for i in ids))
+        if key in seen:
+            return seen[key], index
+        seen[key] = index
+    return None, None

@@ -8,7 +8,8 @@ import contextlib
 import hashlib
 import json
 import os.path as osp
-from typing import Dict, Optional, Sequence, Tuple
+import warnings
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -158,9 +159,45 @@ class TextTower(nn.Module):
     def device(self) -> torch.device:
         return next(self.encoder.parameters()).device
 
+    @property
+    def context_length(self) -> int:
+        return int(self.tokenizer.context_length)
+
     def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
-        """(len(texts), context_length) token ids, on the CPU."""
-        return self.tokenizer(list(texts))
+        """(len(texts), context_length) token ids, on the CPU. Texts longer than the context
+        are cut (the tokenizer's rule); one warning per call says how many."""
+        texts = list(texts)
+        tokens = self.tokenizer(texts)
+        cut = self.cut_texts(texts, tokens)
+        if cut:
+            warnings.warn(f'text tower {self.model_name!r}: {len(cut)} of {len(texts)} prompts '
+                          f'are longer than its context length ({self.context_length} tokens) '
+                          f'and were cut, e.g. {texts[cut[0]][:80]!r}; texts that differ only '
+                          'after the cut get identical embeddings', stacklevel=2)
+        return tokens
+
+    def cut_texts(self, texts: Sequence[str], tokens: torch.Tensor) -> List[int]:
+        """Indices of ``texts`` whose token rows (``tokens``, from :meth:`tokenize`) were cut.
+
+        Only rows that fill the context can be cut; those are tokenised again one token
+        wider: a row that fitted reads the same there, a cut one does not (its last token
+        is the end token written over the text).
+        """
+        if tokens.ndim != 2 or not len(texts):
+            return []
+        full = (tokens[:, -1] != self._pad_token_id()).nonzero().flatten().tolist()
+        if not full:
+            return []
+        length = tokens.shape[1]
+        wider = self.tokenizer([texts[i] for i in full], context_length=length + 1)
+        differs = (wider[:, :length] != tokens[full]).any(1).tolist()
+        return [index for index, cut in zip(full, differs) if cut]
+
+    def _pad_token_id(self) -> int:
+        """What fills a token row after the text (open_clip's CLIP tokenizer: zeros)."""
+        if self.is_hf:
+            return self.tokenizer.tokenizer.pad_token_id
+        return 0
 
     def forward(self, texts: Sequence[str]) -> torch.Tensor:
         """Unit-norm embeddings (len(texts), embed_dim); differentiable."""

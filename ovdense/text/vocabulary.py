@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import os.path as osp
+import reprlib
 from dataclasses import dataclass, field
 from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -57,11 +58,36 @@ def _readable(name: str) -> str:
     return ' '.join(name.replace('_', ' ').split())
 
 
+def text_tower_key(name: str) -> str:
+    """A name as prompts put it (underscores as spaces, one space between words), case
+    ignored (CLIP's tokenizer lower-cases): names with one key are one class."""
+    return _readable(name).casefold()
+
+
+# Depth- and width-bounded repr: YAML aliases can make a tiny file a document of billions
+# of nodes (shared, not copied), which a plain repr would expand in full.
+_BOUNDED_REPR = reprlib.Repr()
+_BOUNDED_REPR.maxlevel = 3
+for _attr in ('maxtuple', 'maxlist', 'maxdict', 'maxset', 'maxfrozenset'):
+    setattr(_BOUNDED_REPR, _attr, 4)
+_BOUNDED_REPR.maxstring = _BOUNDED_REPR.maxother = _BOUNDED_REPR.maxlong = 60
+
+
+def preview(value: Any, limit: int = 80) -> str:
+    """``<type> <start of its repr>``, at most about ``limit`` characters for any value."""
+    text = _BOUNDED_REPR.repr(value)
+    if len(text) > limit:
+        text = text[:limit - 3] + '...'
+    return f'{type(value).__name__} {text}'
+
+
 @dataclass(frozen=True)
 class Vocabulary:
     entries: Tuple[ClassEntry, ...]
     source: str = '<inline>'
-    extra: Dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    # repr=False: a file's other top-level keys may hold anything (a YAML alias bomb too)
+    extra: Dict[str, Any] = field(default_factory=dict, compare=False, hash=False,
+                                  repr=False)
 
     def __post_init__(self):
         _validate(self.entries, self.source)
@@ -117,6 +143,25 @@ def _validate(entries: Sequence[ClassEntry], source: str) -> None:
     if duplicates:
         raise VocabularyError(f'vocabulary {source!r} has duplicate class names: '
                               + ', '.join(duplicates[:10]))
+    _check_same_for_text_tower(entries, source)
+
+
+def _check_same_for_text_tower(entries: Sequence[ClassEntry], source: str) -> None:
+    """Refuse names the text tower reads as one ('red_star', 'Red  star'): their prompts
+    give identical embeddings, so the classes could never be told apart."""
+    groups: Dict[str, List[int]] = {}
+    for index, entry in enumerate(entries):
+        groups.setdefault(text_tower_key(entry.name), []).append(index)
+    clashes = [ids for ids in groups.values() if len(ids) > 1]
+    if not clashes:
+        return
+    described = ['[' + ', '.join(f'{entries[i].name!r:.60} (#{i})' for i in ids[:5]) + ']'
+                 for ids in clashes[:5]]
+    raise VocabularyError(
+        f'vocabulary {source!r}: class names the text tower reads alike (it reads '
+        "'_' as a space and ignores case and repeated spaces), so their prompts and "
+        f'embeddings are the same: {", ".join(described)}{" ..." if len(clashes) > 5 else ""}'
+        "; keep one name per class (other spellings go in its 'synonyms')")
 
 
 def builtin_names() -> List[str]:
@@ -199,29 +244,37 @@ def _parse_structured(text: str, path: str, yaml_format: bool):
 
 
 def _entry_from_record(record: Any, source: str, index: int) -> ClassEntry:
+    # Messages show preview(value), never a plain repr: see _BOUNDED_REPR.
     if isinstance(record, str):
         return ClassEntry(record.strip())
     if not isinstance(record, dict) or 'name' not in record:
         raise VocabularyError(f'vocabulary {source!r}: class #{index} must be a name or a '
-                              f"mapping with a 'name' key; got {record!r:.80}")
+                              f"mapping with a 'name' key; got {preview(record)}")
     name = record['name']
     if not isinstance(name, str):  # str() would make a class 'None' or "['cat']"
         raise VocabularyError(f"vocabulary {source!r}: class #{index} 'name' must be a "
-                              f'string; got {name!r:.80}')
+                              f'string; got {preview(name)}')
     synonyms = record.get('synonyms') or ()
     if isinstance(synonyms, str):
         synonyms = (synonyms,)
     if (not isinstance(synonyms, (list, tuple))
             or not all(isinstance(s, str) for s in synonyms)):
-        raise VocabularyError(f"vocabulary {source!r}: class #{index} ({name!r}) 'synonyms' "
-                              f'must be a string or a list of strings; got {synonyms!r:.80}')
+        raise VocabularyError(f"vocabulary {source!r}: class #{index} ({name!r:.80}) "
+                              "'synonyms' must be a string or a list of strings; got "
+                              f'{preview(synonyms)}')
     description = record.get('description', record.get('def', '')) or ''
-    if not isinstance(description, str):
-        raise VocabularyError(f"vocabulary {source!r}: class #{index} ({name!r}) "
-                              f"'description' must be a string; got {description!r:.80}")
+    _check_optional_str(description, 'description', source, index, name)
+    for key in ('frequency', 'split'):
+        _check_optional_str(record.get(key), key, source, index, name)
     return ClassEntry(name=name.strip(), description=description.strip(),
                       synonyms=tuple(synonyms),
                       frequency=record.get('frequency'), split=record.get('split'))
+
+
+def _check_optional_str(value: Any, key: str, source: str, index: int, name: str) -> None:
+    if value is not None and not isinstance(value, str):
+        raise VocabularyError(f'vocabulary {source!r}: class #{index} ({name!r:.80}) '
+                              f'{key!r} must be a string; got {preview(value)}')
 
 
 def vocabulary_from_lvis_categories(categories: Sequence[Dict[str, Any]],
