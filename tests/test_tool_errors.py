@@ -268,3 +268,15 @@ def test_convert_tool_names_an_output_it_cannot_write(tmp_path, swin_checkpoint,
     line = run_in_process('convert_checkpoint', swin_checkpoint, dst, capsys=capsys)
     assert line == (f"error: cannot write {dst!r}: {str(tmp_path / 'file')!r} is a file, "
                     'not a directory')
+
+
+def test_demo_tool_vocab_embeddings_needs_vocab(tmp_path):
+    """Without --vocab the file was silently ignored (as by tools/test.py before)."""
+    result = subprocess.run(
+        [sys.executable, 'tools/demo.py', str(tmp_path), 'config.py', 'model.pth',
+         '--vocab-embeddings', 'classes.npy'], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: --vocab-embeddings 'classes.npy' needs --vocab: the vocabulary whose classes "
+        'the file holds, in its order')
+    assert 'Traceback' not in result.stderr

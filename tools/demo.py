@@ -38,6 +38,8 @@ def list_images(inputs: str):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    from ovdense.utils.cli import check_vocab_args
+    check_vocab_args(args.vocab, args.vocab_embeddings)
     import ovdense  # noqa: F401
     from ovdense.inference import DenseInferencer
     from ovdense.utils.launch import check_checkpoint, load_config

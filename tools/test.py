@@ -30,17 +30,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def check_vocab_args(args) -> None:
-    from ovdense.utils.cli import ConfigError
-    if args.vocab_embeddings and not args.vocab:
-        # the file's rows only mean something for the vocabulary they were built from
-        raise ConfigError(f'--vocab-embeddings {args.vocab_embeddings!r} needs --vocab: the '
-                          'vocabulary whose classes the file holds, in its order')
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    check_vocab_args(args)
+    from ovdense.utils.cli import check_vocab_args
+    check_vocab_args(args.vocab, args.vocab_embeddings)
     import ovdense  # noqa: F401  registers ovdense components and compatibility fixes
     from mmengine.runner import Runner
 

@@ -10,6 +10,14 @@ class ConfigError(ValueError):
     """A config or command-line setting is wrong; the message names the key."""
 
 
+def check_vocab_args(vocab, vocab_embeddings) -> None:
+    """``--vocab-embeddings`` without ``--vocab`` (tools/test.py, tools/demo.py): the file's
+    rows only mean something for the vocabulary they were built from, in its order."""
+    if vocab_embeddings and not vocab:
+        raise ConfigError(f'--vocab-embeddings {vocab_embeddings!r} needs --vocab: the '
+                          'vocabulary whose classes the file holds, in its order')
+
+
 def user_errors() -> tuple:
     from ..text.vocabulary import VocabularyError
     return (FileNotFoundError, OvdenseFileError, VocabularyError, ConfigError)
