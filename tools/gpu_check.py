@@ -253,18 +253,16 @@ def detection(args, amp: bool) -> dict:
 
 
 def segmentation(args, amp: bool) -> dict:
+    from run_demo import schedule_options
     root = osp.abspath(args.data_root)
-    iters = args.seg_iters
-    warmup = max(1, min(100, iters // 4))
     options = [f'{s}_dataloader.dataset.data_root={root}/ade/' for s in ('train', 'val')]
     options += [f'{s}_dataloader.dataset.vocabulary={root}/vocab_seg.json'
                 for s in ('train', 'val')]
     for head in ('decode_head', 'auxiliary_head'):
         options += [f'model.{head}.text_classifier.vocabulary={root}/vocab_seg.json',
                     f'model.{head}.text_classifier.text_tower.hf_dir={root}/text_tower']
-    options += [f'train_cfg.max_iters={iters}', f'train_cfg.val_interval={iters + 1}',
-                f'param_scheduler.0.end={warmup}', f'param_scheduler.1.begin={warmup}',
-                f'param_scheduler.1.end={iters}', f'default_hooks.checkpoint.interval={iters}']
+    options += schedule_options(args.seg_iters)  # the demo's shortening, as for detection
+    options.append(f'train_cfg.val_interval={args.seg_iters + 1}')
     options += _loader_options(args.workers)
     name = 'segmentation_amp' if amp else 'segmentation_fp32'
     return _train_and_test(SEG_CONFIG, osp.join(args.work_dir, name), options, amp, SEG_KEYS)
