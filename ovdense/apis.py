@@ -31,8 +31,9 @@ def set_model_vocabulary(model: nn.Module, vocabulary,
     if embeddings_file:  # once per embedding dim, before the first classifier switches
         for dim in sorted({classifier.embed_dim for classifier in classifiers}):
             load_classifier_file(embeddings_file, len(vocab), dim, vocab.names)
-    for classifier in classifiers:
-        classifier.set_vocabulary(vocab, embeddings_file)
+    sources = {id(c.class_embeddings): c.class_embeddings for c in classifiers}
+    for source in sources.values():  # a shared component once, however many heads read it
+        source.set_vocabulary(vocab, embeddings_file)
     for module in model.modules():
         if isinstance(module, TextCosineClassifier) or not hasattr(module, 'num_classes'):
             continue

@@ -477,9 +477,13 @@ def _param_bytes(module) -> int:
 def _classifier_bytes(fc_cls) -> Dict:
     """Resident bytes of a box classifier: parameters, and (text) the (K, D) embeddings."""
     out = {'param_bytes': _param_bytes(fc_cls)}
-    embeddings = getattr(fc_cls, '_embeddings', None)
+    source = getattr(fc_cls, 'class_embeddings', None)
+    embeddings = getattr(source, '_fixed', None)
     if embeddings is not None:
         out['embedding_bytes'] = embeddings.numel() * embeddings.element_size()
+    cached = getattr(fc_cls, '_weights_cache', None)  # the (K + 1, D) test-time weights
+    if cached is not None:
+        out['weights_with_background_bytes'] = cached[2].numel() * cached[2].element_size()
     return out
 
 
@@ -854,7 +858,7 @@ def rows_joint_training(ctx: Context, log: Callable[[str], None]) -> List[Dict]:
     log('  training steps (softmax and federated losses) ...')
     times = interleave(steps, s.reps, s.warmup, dev)
     peaks = {n: dev.peak_bytes(fn) for n, fn in steps.items()}
-    tower = models['joint'].roi_head.bbox_head.fc_cls.text_tower
+    tower = models['joint'].roi_head.bbox_head.fc_cls.class_embeddings.tower
     description = (f'icar-roberta-nano: RoBERTa hidden {s.tower_hidden}, {s.tower_layers} '
                    f'layers, mean pooling, Linear -> {tower.embed_dim}; '
                    f'{sum(p.numel() for p in tower.parameters()) / 1e6:.2f} M parameters')

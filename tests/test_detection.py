@@ -32,16 +32,15 @@ def _build(cfg):
     return model
 
 
-def _num_classes(cfg):
-    return cfg.model.roi_head.bbox_head[-1]['num_classes'] if isinstance(
-        cfg.model.roi_head.bbox_head, list) else cfg.model.roi_head.bbox_head.num_classes
+def _num_classes(model):
+    head = model.roi_head.bbox_head
+    return (head[-1] if isinstance(head, torch.nn.ModuleList) else head).num_classes
 
 
 @pytest.mark.parametrize('config', detection_configs(), ids=lambda p: osp.relpath(p, REPO))
 def test_config_trains_one_step_and_predicts(config, tmp_path):
-    cfg = shrink_config(config, str(tmp_path))
-    num_classes = _num_classes(cfg)
-    model = _build(cfg)
+    model = _build(shrink_config(config, str(tmp_path)))
+    num_classes = _num_classes(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     model.train()
     data = model.data_preprocessor(_inputs(num_classes), True)
@@ -357,19 +356,24 @@ def test_chunked_scoring_of_an_image_without_rois(tmp_path):
     assert results.bboxes.shape == (0, 4) and results.scores.shape == results.labels.shape == (0,)
 
 
-def test_embedded_features_only_is_for_inference(tmp_path):
+def test_forward_embedded_is_the_forward_stopped_before_the_logits(tmp_path):
+    """The explicit chunked-scoring API: the box head's forward up to the embedded RoI
+    features, then the logits from them; the classifier's own forward is unchanged."""
     head = _text_bbox_head(tmp_path, 7, True)
-    features = torch.randn(3, 16)
-    with pytest.raises(RuntimeError, match='for inference'), head.fc_cls.embedded_features_only():
-        pass  # eval() but autograd on
+    classifier = head.fc_cls
+    features = torch.randn(3, 8, 7, 7)  # RoI features
     with torch.no_grad():
-        with head.fc_cls.embedded_features_only():
-            embedded = head.fc_cls(features)
-        logits = head.fc_cls(features)
-    assert embedded.shape == (3, head.fc_cls.embed_dim)
-    weights = head.fc_cls.inference_weights(embedded)
-    torch.testing.assert_close(head.fc_cls.logits_of_embedded(embedded, weights), logits,
+        embedded, deltas = head.forward_embedded(features)
+        logits, stock_deltas = head(features)
+    assert head.fc_cls is classifier
+    assert embedded.shape == (3, classifier.embed_dim)
+    torch.testing.assert_close(deltas, stock_deltas, rtol=0, atol=0)
+    weights = classifier.inference_weights(embedded)
+    torch.testing.assert_close(classifier.logits_of_embedded(embedded, weights), logits,
                                rtol=0, atol=0)
+    with pytest.raises(RuntimeError):  # a failing forward still puts the classifier back
+        head.forward_embedded(torch.randn(3, 5, 7, 7))
+    assert head.fc_cls is classifier
 
 
 def test_federated_joint_training_encodes_only_the_scored_classes(tmp_path):
@@ -400,7 +404,7 @@ def test_federated_joint_training_encodes_only_the_scored_classes(tmp_path):
 
     def step(head):
         encoded = []  # prompts run through the tower with gradients
-        head.fc_cls.text_tower.encoder.register_forward_pre_hook(
+        head.fc_cls.class_embeddings.tower.encoder.register_forward_pre_hook(
             lambda module, args: encoded.append(args[0].shape[0])
             if torch.is_grad_enabled() else None)
         head.train()
@@ -418,6 +422,6 @@ def test_federated_joint_training_encodes_only_the_scored_classes(tmp_path):
     for key in ('loss_cls', 'loss_bbox'):
         torch.testing.assert_close(losses[key], reference_losses[key])
     assert set(grads) == set(reference_grads)
-    assert any(n.startswith('fc_cls.text_tower') for n in grads)
+    assert any(n.startswith('fc_cls.own_embeddings.tower') for n in grads)
     for name, grad in reference_grads.items():
         torch.testing.assert_close(grads[name], grad, atol=1e-6, rtol=1e-5, msg=name)

@@ -769,7 +769,8 @@ def _vocabulary_state(model, image):
     from ovdense.apis import text_classifiers
     with torch.no_grad():
         logits = (model(image, mode='tensor'), model.auxiliary_head(model.extract_feat(image)))
-    return ([(c.vocabulary.names, c.embeddings_file) for c in text_classifiers(model)],
+    return ([(c.vocabulary.names, c.class_embeddings.embeddings_file)
+             for c in text_classifiers(model)],
             [(name, m.num_classes, getattr(m, 'out_channels', None))
              for name, m in model.named_modules() if hasattr(m, 'num_classes')], logits)
 

@@ -82,7 +82,7 @@ def test_test_time_weights_follow_a_jointly_trained_tower(tmp_path):
     features = torch.randn(2, 48)
     with torch.no_grad():
         before = head.inference_weights(features).clone()
-        for parameter in head.text_tower.parameters():  # e.g. a training epoch
+        for parameter in head.class_embeddings.tower.parameters():  # e.g. a training epoch
             parameter.add_(0.1 * torch.randn_like(parameter))
         head.train()
         head.eval()
@@ -128,7 +128,8 @@ def test_cache_hit_key_change_and_corrupt_file(tmp_path, monkeypatch):
                         lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
     second = make(tmp_path, text_tower=tower_cfg, cache_dir=cache_dir).eval()
     torch.testing.assert_close(second.class_embeddings(), expected)
-    assert calls == [] and not second.frozen_embedder.tower_built  # cache hit: tower never built
+    # cache hit: the tower is never built
+    assert calls == [] and not second.class_embeddings.embedder.tower_built
 
     other = make(tmp_path, text_tower=tower_cfg, cache_dir=cache_dir,
                  prompts=dict(templates='vild')).eval()
@@ -151,19 +152,20 @@ def test_cache_hit_key_change_and_corrupt_file(tmp_path, monkeypatch):
 
 def test_trainable_tower_gets_gradients_and_survives_host_init(tmp_path):
     head = make(tmp_path, train_text_tower=True, out_features=4)
-    before = {k: v.clone() for k, v in head.text_tower.state_dict().items()}
-    torch.nn.init.normal_(head.text_tower.encoder.ln_final.weight, std=0.01)  # a host's init
+    tower = head.class_embeddings.tower
+    before = {k: v.clone() for k, v in tower.state_dict().items()}
+    torch.nn.init.normal_(tower.encoder.ln_final.weight, std=0.01)  # a host's init
     head.init_weights()
-    for key, value in head.text_tower.state_dict().items():
+    for key, value in tower.state_dict().items():
         if key.endswith('ln_final.weight'):
             assert torch.allclose(value, torch.ones_like(value)), 'tower init not restored'
     head.train()
     loss = F.cross_entropy(head(torch.randn(6, 48)), torch.tensor([0, 1, 2, 3, 0, 1]))
     loss.backward()
-    grads = [p.grad for p in head.text_tower.parameters() if p.requires_grad]
+    grads = [p.grad for p in tower.parameters() if p.requires_grad]
     assert grads and all(g is not None for g in grads)
     assert any(float(g.abs().sum()) > 0 for g in grads)
-    assert set(before) == set(head.text_tower.state_dict())
+    assert set(before) == set(tower.state_dict())
 
 
 def test_frozen_tower_is_not_part_of_the_model(tmp_path):
@@ -229,11 +231,11 @@ def test_novel_classes_are_left_out_in_training_only(tmp_path):
     head = TextCosineClassifier(in_features=8, vocabulary=vocab, out_features=4,
                                 text_tower=tiny_text_tower_cfg(str(tmp_path)),
                                 train_text_tower=True, novel_classes='r')
-    assert head.trained_class_ids().tolist() == [1, 2]
+    assert head.class_embeddings.trained_class_ids().tolist() == [1, 2]
     head.train()
-    encoded, encode = [], head.text_tower.encode_tokens
-    head.text_tower.encode_tokens = lambda tokens, *a: encoded.append(len(tokens)) or encode(
-        tokens, *a)
+    tower = head.class_embeddings.tower
+    encoded, encode = [], tower.encode_tokens
+    tower.encode_tokens = lambda tokens, *a: encoded.append(len(tokens)) or encode(tokens, *a)
     logits = head(torch.randn(5, 8))
     assert (logits[:, 0] == NOVEL_TRAINING_LOGIT).all() and sum(encoded) == 2
     assert (logits[:, 1:] > NOVEL_TRAINING_LOGIT / 2).all()  # base classes and background

@@ -30,7 +30,7 @@ def _run(tower_dir):
     head = _build_head(tower_dir)
     embeddings = head.class_embeddings()
     _loss(embeddings).backward()
-    grads = {n: p.grad.clone() for n, p in head.text_tower.named_parameters()
+    grads = {n: p.grad.clone() for n, p in head.class_embeddings.tower.named_parameters()
              if p.grad is not None}
     return embeddings.detach(), grads
 

@@ -191,7 +191,7 @@ def test_joint_training_samples_prompts_from_tokens_made_once(tmp_path, monkeypa
     head = TextCosineClassifier(in_features=32, vocabulary=vocabulary,
                                 text_tower={'model': tiny_clip_config(str(tmp_path))},
                                 prompts=dict(templates='vild'), train_text_tower=True).train()
-    tower = head.text_tower
+    tower = head.class_embeddings.tower
     calls = []
     original = TextTower.tokenize
     monkeypatch.setattr(TextTower, 'tokenize',
@@ -200,9 +200,9 @@ def test_joint_training_samples_prompts_from_tokens_made_once(tmp_path, monkeypa
         head.class_embeddings()
     assert len(calls) == 1  # all prompts, once; not once per step
     # the same draws and prompts as PromptStyle.sample_prompt
-    tokens = PromptTokens(tower, head.vocabulary, head.prompt_style)
+    tokens = PromptTokens(tower, head.vocabulary, head.class_embeddings.prompt_style)
     rng = random.Random(7)
-    expected = tower.tokenize([head.prompt_style.sample_prompt(e, rng)
+    expected = tower.tokenize([head.class_embeddings.prompt_style.sample_prompt(e, rng)
                                for e in head.vocabulary])
     assert torch.equal(tokens.sample(rng=random.Random(7)), expected)
     head.set_vocabulary('cat,dog')

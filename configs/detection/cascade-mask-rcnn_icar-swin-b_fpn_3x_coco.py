@@ -1,4 +1,5 @@
-# Cascade Mask R-CNN, iCAR Swin-B, text cosine classifier in all three stages, COCO 3x
+# Cascade Mask R-CNN, iCAR Swin-B, text cosine classifier in all three stages sharing one
+# jointly trained text tower, COCO 3x
 # (36 epochs, AdamW as mmdet's Swin recipes).
 _base_ = ['mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
           'mmdet::_base_/datasets/coco_instance.py', 'mmdet::_base_/schedules/schedule_1x.py',
@@ -10,23 +11,22 @@ roberta_dir = 'checkpoints/roberta-base'
 data_root = 'data/coco/'
 # -------------------
 
-text_classifier = dict(
-    vocabulary='coco',
-    text_tower=dict(model='icar-roberta-base', checkpoint=icar_checkpoint, hf_dir=roberta_dir),
-    prompts=dict(templates='vild', use_descriptions=True),
-    # Frozen: a trainable tower would be copied into each of the three stages; frozen, the
-    # stages share one cached set of class embeddings.
-    train_text_tower=False)
-
 
 def _stage(stds):
-    return dict(type='TextShared2FCBBoxHead', num_classes=80, reg_class_agnostic=True,
-                text_classifier=text_classifier,
+    return dict(type='TextShared2FCBBoxHead', reg_class_agnostic=True,
                 bbox_coder=dict(type='DeltaXYWHBBoxCoder', target_means=[0., 0., 0., 0.],
                                 target_stds=stds))
 
 
 model = dict(
+    # One text tower, trained jointly with the detector (as iCAR), read by all three stages;
+    # the stages' class counts follow its vocabulary.
+    type='WithClassEmbeddings', base_type='CascadeRCNN',
+    class_embeddings=dict(
+        type='TrainedTowerClassEmbeddings', vocabulary='coco',
+        text_tower=dict(model='icar-roberta-base', checkpoint=icar_checkpoint,
+                        hf_dir=roberta_dir),
+        prompts=dict(templates='vild', use_descriptions=True)),
     backbone=dict(
         _delete_=True, type='ICARSwin', arch='base', checkpoint=icar_checkpoint,
         drop_path_rate=0.3, out_indices=(0, 1, 2, 3), convert_weights=False),

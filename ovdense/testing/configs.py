@@ -53,8 +53,10 @@ def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None) -> 
             node['init_cfg'] = None  # tests never fetch weights
         if _is_missing_file(node.get('class_frequencies_file')):
             node['class_frequencies_file'] = None
-        if 'text_classifier' in node or node.get('type') == 'TextCosineClassifier':
-            classifier = node.get('text_classifier', node)
+        classifier = _class_embeddings_node(node)
+        if classifier is not None:
+            if classifier.get('type') == 'FileClassEmbeddings':
+                classifier['type'] = 'FrozenTowerClassEmbeddings'
             classifier['text_tower'] = dict(model=tower)
             # one template: LVIS x 80 templates through even a tiny tower dominates a smoke test
             classifier['prompts'] = dict(classifier.get('prompts') or {}, templates='single')
@@ -72,6 +74,20 @@ def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None) -> 
     _shrink_decode_heads(cfg.model)
     _shrink_cls_head(cfg.model)
     return cfg
+
+
+def _class_embeddings_node(node: ConfigDict) -> Optional[ConfigDict]:
+    """The settings in ``node`` that say where class embeddings come from: a head's
+    ``text_classifier`` (unless it takes the model's shared ones), a classifier, or a
+    class-embedding component (``WithClassEmbeddings.class_embeddings``)."""
+    from ..text.class_embeddings import SOURCES
+    if node.get('type') in SOURCES:
+        return node
+    classifier = node.get('text_classifier', node if node.get('type') == 'TextCosineClassifier'
+                          else None)
+    if isinstance(classifier, dict) and classifier.get('vocabulary'):
+        return classifier
+    return None
 
 
 def _shrink_backbone(node: ConfigDict, tmp_dir: str) -> None:

@@ -25,8 +25,8 @@ from mmengine.logging import MMLogger
 
 from ... import checkpoints as ckpt_lib
 from ...registry import register
-from ...text import TextCosineClassifier, Vocabulary, load_vocabulary
-from ...text.classifier import text_classifier_spec
+from ...text import TextCosineClassifier, Vocabulary
+from ...text.classifier import spec_vocabulary, text_classifier_spec
 from ...utils.cli import ConfigError
 from ...utils.io import OvdenseFileError
 from .classes import select_classes
@@ -63,8 +63,8 @@ class TextI3DHead(I3DHead):
         if in_channels is None:
             raise ConfigError(f'{name} needs in_channels (the backbone\'s output channels)')
         spec = self._classifier_spec(text_classifier, projection_checkpoint)
-        vocab = load_vocabulary(spec['vocabulary'])
-        if num_classes is None:
+        vocab, shared = spec_vocabulary(spec)
+        if num_classes is None or shared:  # a shared class list: the head follows it
             num_classes = len(vocab)
         elif num_classes != len(vocab):
             raise ConfigError(
@@ -73,13 +73,13 @@ class TextI3DHead(I3DHead):
                 f'the vocabulary, so set num_classes={len(vocab)} (or drop it)')
         train_vocab = None
         if train_classes is not None:
-            if spec.get('embeddings_file'):
+            if spec.get('embeddings_file') or shared:
                 raise ConfigError(f'{name}: train_classes cannot be used with '
                                   'text_classifier.embeddings_file (a file holds embeddings '
-                                  'for one class list); use the text tower')
+                                  'for one class list) or shared class embeddings; use the '
+                                  'head\'s own text tower')
             train_vocab = select_classes(vocab, train_classes)[1]
         super().__init__(num_classes, in_channels, **kwargs)
-        spec['vocabulary'] = vocab
         self.fc_cls = TextCosineClassifier(in_features=in_channels, out_features=num_classes,
                                            **spec)
         if self.fc_cls.background is not None:

@@ -9,7 +9,7 @@ At test time the heads threshold the scores before pairing boxes with classes
 N x K expansion of boxes and labels, which dominates inference with a large vocabulary.
 """
 from functools import partial
-from typing import Dict
+from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
@@ -19,19 +19,28 @@ from mmdet.structures.bbox import get_box_tensor, scale_boxes
 from mmengine.structures import InstanceData
 
 from ...registry import register
+from ...text import ClassEmbeddings
+from ...text.classifier import text_classifier_spec
 from .postprocess import (keep_top_scores, nms_pairs, pair_boxes, scored_pairs,
                           scored_pairs_of_rows)
+
+_SET_BY_HEAD = ('in_features', 'out_features')
 
 
 class TextClassifierMixin:
     """Builds ``fc_cls`` from ``text_classifier`` (TextCosineClassifier settings), and
     post-processes test-time scores threshold-first."""
 
-    def __init__(self, *args, text_classifier: Dict, **kwargs):
+    def __init__(self, *args, text_classifier: Optional[Dict] = None, **kwargs):
+        name = type(self).__name__
         if 'cls_predictor_cfg' in kwargs:
-            raise ValueError(f'{type(self).__name__} builds its classifier from '
-                             'text_classifier=...; remove cls_predictor_cfg from the config')
-        kwargs['cls_predictor_cfg'] = dict(text_classifier, type='TextCosineClassifier')
+            raise ValueError(f'{name} builds its classifier from text_classifier=...; remove '
+                             'cls_predictor_cfg from the config')
+        spec = text_classifier_spec(text_classifier, name, _SET_BY_HEAD)
+        if isinstance(spec.get('class_embeddings'), ClassEmbeddings):
+            # the model's class list: the head's class count follows it
+            kwargs['num_classes'] = spec['class_embeddings'].num_classes
+        kwargs['cls_predictor_cfg'] = dict(spec, type='TextCosineClassifier')
         super().__init__(*args, **kwargs)
         # The stock Normal(0.01) override of fc_cls would also hit a trainable text tower.
         self.init_cfg = [cfg for cfg in (self.init_cfg or [])
@@ -68,10 +77,21 @@ class TextClassifierMixin:
         pairs = scored_pairs(cls_score, self._score_activation(), rcnn_test_cfg.score_thr)
         return self._results_of_pairs(pairs, roi, bbox_pred, img_meta, rescale, rcnn_test_cfg)
 
+    def forward_embedded(self, x: torch.Tensor):
+        """``(embedded (N, D) RoI features, box deltas)``: the stock forward, in which the
+        classifier's first step (:meth:`TextCosineClassifier.embed`) stands in for the
+        classifier, so that the N x K logits are made later, a chunk of RoIs at a time."""
+        classifier = self._modules['fc_cls']
+        self._modules['fc_cls'] = _Embedder(classifier)
+        try:
+            return self.forward(x)
+        finally:
+            self._modules['fc_cls'] = classifier
+
     def predict_embedded(self, roi, embedded, bbox_pred, img_meta, rescale, rcnn_test_cfg
                          ) -> InstanceData:
         """:meth:`_predict_by_feat_single` from the classifier's embedded RoI features
-        (:meth:`TextCosineClassifier.embedded_features_only`): the logits are made, activated
+        (:meth:`forward_embedded`): the logits are made, activated
         and thresholded a chunk of RoIs at a time, so the N x K logits never exist at once.
         ``rcnn_test_cfg`` and ``bbox_pred`` are required (see ``TextStandardRoIHead``)."""
         weights = self.fc_cls.inference_weights(embedded)
@@ -114,6 +134,18 @@ class TextClassifierMixin:
         if self.custom_cls_channels:
             return self.loss_cls.get_activation
         return partial(F.softmax, dim=-1)
+
+
+class _Embedder(torch.nn.Module):
+    """What a box head's forward calls in place of its classifier in
+    :meth:`TextClassifierMixin.forward_embedded`."""
+
+    def __init__(self, classifier):
+        super().__init__()
+        self.embed = classifier.embed
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.embed(features)
 
 
 def _override_name(init_cfg: Dict):

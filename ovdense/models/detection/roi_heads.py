@@ -37,13 +37,15 @@ class TextStandardRoIHead(StandardRoIHead):
             return super().predict_bbox(x, batch_img_metas, rpn_results_list, rcnn_test_cfg,
                                         rescale)
         rois = bbox2roi(proposals)
-        with self.bbox_head.fc_cls.embedded_features_only():
-            bbox_results = self._bbox_forward(x, rois)
+        # StandardRoIHead._bbox_forward, with the box head stopping at embedded features
+        bbox_feats = self.bbox_roi_extractor(x[:self.bbox_roi_extractor.num_inputs], rois)
+        if self.with_shared_head:
+            bbox_feats = self.shared_head(bbox_feats)
+        embedded, bbox_pred = self.bbox_head.forward_embedded(bbox_feats)  # (N, D), not logits
         per_image = tuple(len(p) for p in proposals)
-        embedded = bbox_results['cls_score'].split(per_image)  # (N, D), not logits
         return [self.bbox_head.predict_embedded(*image, rescale, rcnn_test_cfg)
-                for image in zip(rois.split(per_image), embedded,
-                                 bbox_results['bbox_pred'].split(per_image), batch_img_metas)]
+                for image in zip(rois.split(per_image), embedded.split(per_image),
+                                 bbox_pred.split(per_image), batch_img_metas)]
 
     def _scores_in_chunks(self, rcnn_test_cfg, proposals) -> bool:
         return (rcnn_test_cfg is not None and not torch.is_grad_enabled()

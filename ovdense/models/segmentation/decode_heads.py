@@ -35,8 +35,8 @@ try:  # user errors: tools print one line and exit 2
     from ...utils.cli import ConfigError
 except ImportError:  # pragma: no cover
     ConfigError = ValueError
-from ...text import TextCosineClassifier, load_vocabulary
-from ...text.classifier import text_classifier_spec
+from ...text import TextCosineClassifier
+from ...text.classifier import spec_vocabulary, text_classifier_spec
 
 _SET_BY_HEAD = ('in_features', 'out_features')
 
@@ -61,10 +61,10 @@ class TextClassifierHeadMixin:
         self._predict_background = False
         name = type(self).__name__
         spec = text_classifier_spec(text_classifier, name, _SET_BY_HEAD)
-        vocab = load_vocabulary(spec['vocabulary'])
-        spec['vocabulary'] = vocab
+        vocab, shared = spec_vocabulary(spec)
         num_classes = kwargs.get('num_classes')
-        if num_classes is None:
+        if num_classes is None or shared:
+            # the model's class list: the head's class count follows it
             kwargs['num_classes'] = num_classes = len(vocab)
         elif num_classes != len(vocab):
             raise ConfigError(
