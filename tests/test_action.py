@@ -15,7 +15,8 @@ import torch
 import ovdense  # noqa: F401
 from ovdense.compat import import_mmaction
 from ovdense.testing import tiny_text_tower_cfg
-from ovdense.testing.configs import REPO, load_tool, shipped_configs, shrink_config
+from ovdense.testing.configs import (REPO, load_tool, parameters_without_gradient,
+                                     shipped_configs, shrink_config)
 
 if import_mmaction() is None:
     pytest.skip(reason='mmaction2 is not installed (extra "action")', allow_module_level=True)
@@ -82,6 +83,7 @@ def test_config_trains_one_step_and_predicts(config, tmp_path):
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
+    assert parameters_without_gradient(model) == []  # what DDP's default wrapper needs
     optimizer.step()
     model.eval()
     with torch.no_grad():

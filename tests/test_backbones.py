@@ -122,7 +122,8 @@ def test_open_clip_layout_matches_encode_image(tmp_path):
     path = str(tmp_path / 'oc.pth')
     torch.save({'epoch': 1, 'state_dict': {'module.' + k: v
                                            for k, v in model.state_dict().items()}}, path)
-    backbone = ICARSwin(arch='auto', init_cfg=dict(type='Pretrained', checkpoint=path))
+    backbone = ICARSwin(arch='auto', text_embed_dims='auto',
+                        init_cfg=dict(type='Pretrained', checkpoint=path))
     backbone.init_weights()
     backbone.eval()
     assert_clean_load(backbone, new=('norm0', 'norm1', 'norm2'))
@@ -338,8 +339,15 @@ def test_open_clip_vision_backbone_trainable_and_errors(tmp_path):
     backbone = OpenCLIPVisionBackbone(model_name=config_path, frozen=False, out_indices=(2, 3))
     backbone.train()
     assert backbone.visual.training
-    assert all(p.requires_grad for p in backbone.parameters())
-    assert len(backbone(image())) == 2
+    maps = backbone(image())
+    assert len(maps) == 2
+    sum(m.sum() for m in maps).backward()
+    # what the maps pass through trains; the image-embedding head (attention pool), which
+    # they do not use, is frozen rather than left without gradient
+    trainable = {n for n, p in backbone.named_parameters() if p.requires_grad}
+    assert trainable == {n for n, p in backbone.named_parameters() if p.grad is not None}
+    assert {n for n in dict(backbone.named_parameters()) if n not in trainable} == {
+        n for n in dict(backbone.named_parameters()) if '.attnpool.' in n}
     with pytest.raises(ValueError, match='unknown open_clip model'):
         OpenCLIPVisionBackbone(model_name='no-such-model-xyz')
     ckpt = str(tmp_path / 'not_open_clip.pth')

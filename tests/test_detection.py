@@ -9,7 +9,8 @@ import torch
 import ovdense  # noqa: F401
 from ovdense.apis import set_model_vocabulary
 from ovdense.testing import tiny_text_tower_cfg
-from ovdense.testing.configs import REPO, shipped_configs, shrink_config
+from ovdense.testing.configs import (REPO, parameters_without_gradient, shipped_configs,
+                                     shrink_config, tiny_icar_checkpoint)
 
 def detection_configs():
     found = shipped_configs('mmdet')
@@ -39,7 +40,10 @@ def _num_classes(model):
 
 @pytest.mark.parametrize('config', detection_configs(), ids=lambda p: osp.relpath(p, REPO))
 def test_config_trains_one_step_and_predicts(config, tmp_path):
-    model = _build(shrink_config(config, str(tmp_path)))
+    """From an iCAR-layout checkpoint (with its image->text projection): one training step
+    gives every trainable parameter a gradient (what DDP's default wrapper needs)."""
+    model = _build(shrink_config(config, str(tmp_path),
+                                 icar_checkpoint=tiny_icar_checkpoint(str(tmp_path))))
     num_classes = _num_classes(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     model.train()
@@ -49,6 +53,7 @@ def test_config_trains_one_step_and_predicts(config, tmp_path):
                 if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
+    assert parameters_without_gradient(model) == []
     optimizer.step()
     model.eval()
     with torch.no_grad():

@@ -18,7 +18,8 @@ from ovdense.datasets.segmentation import (ADE20K847Dataset, LoadUInt16SegAnnota
                                            ZeroLabelAsBackground)
 from ovdense.models.segmentation import TextUPerHead, text_decode_head
 from ovdense.testing import tiny_text_tower_cfg
-from ovdense.testing.configs import REPO, load_tool, shipped_configs, shrink_config
+from ovdense.testing.configs import (REPO, load_tool, parameters_without_gradient,
+                                     shipped_configs, shrink_config, tiny_icar_checkpoint)
 
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
                        'upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py')
@@ -60,7 +61,10 @@ def _num_outputs(head_cfg):
 # ----------------------------------------------------------------------------- configs
 @pytest.mark.parametrize('config', segmentation_configs(), ids=lambda p: osp.relpath(p, REPO))
 def test_config_trains_one_step_and_predicts(config, tmp_path):
-    cfg = shrink_config(config, str(tmp_path))
+    """From an iCAR-layout checkpoint (with its image->text projection): one training step
+    gives every trainable parameter a gradient (what DDP's default wrapper needs)."""
+    cfg = shrink_config(config, str(tmp_path),
+                        icar_checkpoint=tiny_icar_checkpoint(str(tmp_path)))
     model = _build(cfg.model)
     model.init_weights()
     head = model.decode_head
@@ -73,6 +77,7 @@ def test_config_trains_one_step_and_predicts(config, tmp_path):
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
+    assert parameters_without_gradient(model) == []
     optimizer.step()
     model.eval()
     with torch.no_grad():

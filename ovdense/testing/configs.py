@@ -43,12 +43,32 @@ def _scope_of(path: str) -> Optional[str]:
     return Config.fromfile(path).get('default_scope')
 
 
-def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None) -> Config:
-    """Load ``path`` and replace everything large or external by tiny local stand-ins."""
+def tiny_icar_checkpoint(directory: str, text_dim: int = 32, seed: int = 0) -> str:
+    """An iCAR-layout file (``visual_model.*`` in Microsoft Swin naming, with the image->text
+    projection ``visual_model.projector.weight``) of the tiny Swin that :func:`shrink_config`
+    builds; random weights."""
+    import torch
+
+    from ..checkpoints import swin_mmdet_to_microsoft
+    from ..models.backbones import ICARSwin
+    torch.manual_seed(seed)
+    swin = ICARSwin(arch=dict(TINY_SWIN), pretrain_img_size=64, text_embed_dims=None)
+    state = {f'visual_model.{k}': v for k, v in
+             swin_mmdet_to_microsoft(swin.state_dict()).items()}
+    state['visual_model.projector.weight'] = torch.randn(text_dim, swin.num_features[-1])
+    path = osp.join(directory, 'tiny_icar.pth')
+    torch.save({'model': state}, path)
+    return path
+
+
+def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None,
+                  icar_checkpoint: Optional[str] = None) -> Config:
+    """Load ``path`` and replace everything large or external by tiny local stand-ins; the
+    iCAR backbones load ``icar_checkpoint`` (:func:`tiny_icar_checkpoint`) when given."""
     cfg = Config.fromfile(path)
     tower = tiny_clip_config(tmp_dir)
     for node in _walk(cfg.model):
-        _shrink_backbone(node, tmp_dir)
+        _shrink_backbone(node, tmp_dir, icar_checkpoint)
         if isinstance(node.get('init_cfg'), dict) and node.init_cfg.get('type') == 'Pretrained':
             node['init_cfg'] = None  # tests never fetch weights
         if _is_missing_file(node.get('class_frequencies_file')):
@@ -90,10 +110,12 @@ def _class_embeddings_node(node: ConfigDict) -> Optional[ConfigDict]:
     return None
 
 
-def _shrink_backbone(node: ConfigDict, tmp_dir: str) -> None:
+def _shrink_backbone(node: ConfigDict, tmp_dir: str, icar_checkpoint: Optional[str]) -> None:
     if node.get('type') == 'ICARSwin':
-        node.update(arch=dict(TINY_SWIN), checkpoint=None, pretrained=None, init_cfg=None,
-                    text_embed_dims=None, pretrain_img_size=64)
+        node.update(arch=dict(TINY_SWIN), checkpoint=icar_checkpoint, pretrained=None,
+                    init_cfg=None, pretrain_img_size=64)
+        if not icar_checkpoint:
+            node['text_embed_dims'] = None
     elif node.get('type') == 'OpenCLIPVisionBackbone':
         node.update(model_name=tiny_open_clip_convnext_config(tmp_dir), checkpoint=None)
     elif node.get('type') == 'ICARSwin3D':
@@ -170,6 +192,12 @@ def _walk(node):
     elif isinstance(node, (list, tuple)):
         for value in node:
             yield from _walk(value)
+
+
+def parameters_without_gradient(model) -> List[str]:
+    """Trainable parameters that the last backward gave no gradient: under mmengine's default
+    DDP wrapper (``find_unused_parameters=False``) any of them stops multi-GPU training."""
+    return [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
 
 
 def copy_config(cfg: Config) -> Config:

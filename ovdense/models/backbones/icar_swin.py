@@ -166,9 +166,12 @@ class ICARSwin(TextProjectionFreezeMixin, SwinTransformer):
             ovdense-converted). Same as ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``.
             Loaded by ``init_weights()`` (the runner calls it; see also :meth:`from_checkpoint`).
         layout: force a checkpoint layout instead of detecting it (``'auto'``).
-        text_embed_dims: output dims of ``text_projection`` (a Linear ``C_last -> D``).
+        text_embed_dims: output dims of ``text_projection`` (a Linear ``C_last -> D``, used by
+            :meth:`encode_image` / :meth:`project_to_text`, not by the feature maps). None /
+            0 (default) builds none: a dense head projects to the text space itself (its
+            classifier's projection), and a projection no head uses would get no gradient.
             ``'auto'``: the checkpoint's projection size (none if it has no projection, or no
-            checkpoint); an int builds one; None / 0 builds none.
+            checkpoint; the :meth:`from_checkpoint` default); an int builds one.
         proj_bias: whether the projection has a bias; None: as in the checkpoint (else False).
         freeze_text_projection: keep ``text_projection`` frozen.
         single_window_shift: False (default) does not shift windows along a dimension the map
@@ -181,7 +184,7 @@ class ICARSwin(TextProjectionFreezeMixin, SwinTransformer):
                  arch: Union[str, dict, None] = 'tiny',
                  checkpoint: Optional[str] = None,
                  layout: str = 'auto',
-                 text_embed_dims: Union[str, int, None] = 'auto',
+                 text_embed_dims: Union[str, int, None] = None,
                  proj_bias: Optional[bool] = None,
                  freeze_text_projection: bool = False,
                  single_window_shift: bool = False,
@@ -197,7 +200,8 @@ class ICARSwin(TextProjectionFreezeMixin, SwinTransformer):
                                                  type(self).__name__)
         self.layout = layout
         converted = None
-        if self.checkpoint and (arch == 'auto' or text_embed_dims == 'auto' or proj_bias is None):
+        if self.checkpoint and (arch == 'auto' or text_embed_dims == 'auto'
+                                or (text_embed_dims and proj_bias is None)):
             # the architecture / projection size is read from the file now, weights later
             converted = ckpt_lib.load_converted(self.checkpoint, layout)
         settings = _arch_from(arch, converted)
@@ -239,9 +243,12 @@ class ICARSwin(TextProjectionFreezeMixin, SwinTransformer):
 
     # ------------------------------------------------------------------ construction helpers
     @classmethod
-    def from_checkpoint(cls, checkpoint: str, arch='auto', **kwargs) -> 'ICARSwin':
-        """Build with the checkpoint's architecture (by default) and load it."""
-        model = cls(arch=arch, checkpoint=checkpoint, **kwargs)
+    def from_checkpoint(cls, checkpoint: str, arch='auto', text_embed_dims='auto',
+                        **kwargs) -> 'ICARSwin':
+        """Build the checkpoint's image tower, by default as it was trained (architecture and
+        image->text projection), and load it."""
+        model = cls(arch=arch, checkpoint=checkpoint, text_embed_dims=text_embed_dims,
+                    **kwargs)
         model.init_weights()
         return model
 

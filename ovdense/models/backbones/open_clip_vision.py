@@ -50,6 +50,10 @@ class OpenCLIPVisionBackbone(BaseModule):
             ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``. Loaded by ``init_weights()``.
         out_indices: which of the four maps to return.
         frozen: freeze the open_clip tower (kept in eval mode, BN statistics included).
+            Unfrozen, every part the maps come from trains; the image-embedding head (what
+            :meth:`encode_image` adds after the trunk: open_clip's image head, the ResNet
+            attention pool, the ViT ``proj``) stays frozen either way: the maps do not use it,
+            so it would get no gradient (which stops DDP with ``find_unused_parameters=False``).
     """
 
     def __init__(self, model_name: str, checkpoint: Optional[str] = None,
@@ -121,8 +125,23 @@ class OpenCLIPVisionBackbone(BaseModule):
     def _freeze(self):
         if self.frozen:
             self.visual.eval()
-            for param in self.visual.parameters():
-                param.requires_grad = False
+        for param in (self.visual.parameters() if self.frozen
+                      else self._embedding_head_parameters()):
+            param.requires_grad = False
+
+    def _embedding_head_parameters(self) -> List[nn.Parameter]:
+        """The parameters of the image-embedding head, which the maps do not pass through."""
+        v = self.visual
+        if self.kind == 'timm':
+            heads = [getattr(v.trunk, 'head', None), v.head]
+        elif self.kind == 'resnet':
+            heads = [v.attnpool]
+        else:
+            heads = [v.attn_pool, getattr(v, 'ln_post', None) if v.attn_pool is not None
+                     else None]
+            if v.proj is not None:
+                return [v.proj] + [p for h in heads if h is not None for p in h.parameters()]
+        return [p for h in heads if h is not None for p in h.parameters()]
 
     def train(self, mode: bool = True):
         super().train(mode)
@@ -131,7 +150,7 @@ class OpenCLIPVisionBackbone(BaseModule):
 
     # ------------------------------------------------------------------ forward
     def forward(self, x: torch.Tensor) -> Tuple[torch.Tensor, ...]:
-        return self.forward_features(x)[0]
+        return self._features(x, pooled=False)[0]
 
     def encode_image(self, x: torch.Tensor, normalize: bool = False) -> torch.Tensor:
         """The open_clip image embedding (``model.encode_image``); at the configured image size
@@ -142,29 +161,29 @@ class OpenCLIPVisionBackbone(BaseModule):
     def forward_features(self, x: torch.Tensor
                          ) -> Tuple[Tuple[torch.Tensor, ...], torch.Tensor]:
         """``(maps for out_indices, pooled image embedding)`` in one pass."""
-        if self.kind == 'timm':
-            maps, pooled = self._forward_timm(x)
-        elif self.kind == 'resnet':
-            maps, pooled = self._forward_resnet(x)
-        else:
-            maps, pooled = self._forward_vit(x)
-        return tuple(maps[i] for i in self.out_indices), pooled
+        return self._features(x, pooled=True)
 
-    def _forward_timm(self, x):
+    def _features(self, x: torch.Tensor, pooled: bool):
+        """The maps, and the pooled image embedding when ``pooled`` (else None)."""
+        forward = {'timm': self._forward_timm, 'resnet': self._forward_resnet,
+                   'vit': self._forward_vit}[self.kind]
+        maps, embedding = forward(x, pooled)
+        return tuple(maps[i] for i in self.out_indices), embedding
+
+    def _forward_timm(self, x, pooled: bool):
         trunk = self.visual.trunk
         final, maps = trunk.forward_intermediates(
             x, indices=self._timm_indices, norm=False, output_fmt='NCHW')
-        pooled = self.visual.head(trunk.forward_head(final))
-        return list(maps), pooled
+        return list(maps), self.visual.head(trunk.forward_head(final)) if pooled else None
 
-    def _forward_resnet(self, x):
+    def _forward_resnet(self, x, pooled: bool):
         v = self.visual
         x = v.stem(x)
         maps = []
         for i in range(1, 5):
             x = getattr(v, f'layer{i}')(x)
             maps.append(x)
-        return maps, self._attnpool(x)
+        return maps, self._attnpool(x) if pooled else None
 
     def _attnpool(self, x):
         """open_clip's ``AttentionPool2d``, with its positional embedding resized to ``x``."""
@@ -188,7 +207,7 @@ class OpenCLIPVisionBackbone(BaseModule):
             use_separate_proj_weight=True, training=self.training, need_weights=False)
         return x[0]
 
-    def _forward_vit(self, x):
+    def _forward_vit(self, x, pooled: bool):
         v = self.visual
         ph, pw = v.patch_size
         pad_h, pad_w = (-x.shape[2]) % ph, (-x.shape[3]) % pw
@@ -205,13 +224,15 @@ class OpenCLIPVisionBackbone(BaseModule):
         x = x + pos.to(x.dtype)
         x = v.ln_pre(x)  # patch dropout is skipped: dense outputs need every patch
         x = v.transformer(x)
-        pooled, _ = v._pool(x)
-        if v.proj is not None:
-            pooled = pooled @ v.proj
+        embedding = None
+        if pooled:
+            embedding, _ = v._pool(x)
+            if v.proj is not None:
+                embedding = embedding @ v.proj
         tokens = v.ln_post(x[:, 1:]) if v.attn_pool is None else x[:, 1:]
         fmap = tokens.transpose(1, 2).reshape(B, C, gh, gw)
         maps = [layer(fmap) for layer in self.pyramid]
-        return maps, pooled
+        return maps, embedding
 
     # ------------------------------------------------------------------ text space
     def project_to_text(self, x: torch.Tensor) -> torch.Tensor:
