@@ -12,7 +12,7 @@ import time
 import pytest
 import torch
 
-from ovdense.testing.configs import REPO, load_tool, shrink_config
+from ovdense.testing.configs import REPO, load_tool, shrink_config, with_shared_class_embeddings
 
 DET_CONFIG = osp.join(REPO, 'configs', 'demo',
                       'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
@@ -331,6 +331,30 @@ def test_failing_rank_ends_the_distributed_job(demo_data, tmp_path):
     summary = output[output.rindex('Root Cause'):]
     assert 'rank      : 1' in summary and message in summary, summary
     assert not osp.exists(tmp_path / 'work' / f'iter_{MAX_ITERS}.pth')
+
+
+@pytest.mark.slow
+def test_a_shared_trained_tower_trains_under_the_default_ddp_wrapper(demo_data, tmp_path):
+    """WithClassEmbeddings under torchrun (2 CPU ranks, gloo) and mmengine's default DDP
+    wrapper (``find_unused_parameters=False``): the decode and auxiliary heads share one
+    jointly trained tower, every parameter gets a gradient each step (else DDP stops at the
+    second step), and the checkpoints hold that one tower, changing as it trains."""
+    from mmengine.config import Config
+    directory = str(tmp_path / 'config')
+    path = tiny_train_config('seg', demo_data, directory, max_iters=3)
+    cfg = Config.fromfile(path)
+    cfg.model = with_shared_class_embeddings(cfg.model, 'EncoderDecoder',
+                                             ('decode_head', 'auxiliary_head'))
+    assert cfg.model.class_embeddings.type == 'TrainedTowerClassEmbeddings'
+    assert 'model_wrapper_cfg' not in cfg  # mmengine's default wrapper
+    cfg.dump(path)
+    work_dir = str(tmp_path / 'work')
+    code, _, output = torchrun(path, work_dir, directory, timeout=420)
+    assert code == 0, output[-4000:]
+    second, third = (load(osp.join(work_dir, f'iter_{i}.pth'))['state_dict'] for i in (2, 3))
+    tower = [k for k in third if '.tower.' in k]
+    assert tower and all(k.startswith('class_embeddings.tower.') for k in tower)
+    assert any(not torch.equal(second[k], third[k]) for k in tower)
 
 
 @pytest.mark.slow

@@ -42,5 +42,3 @@ optim_wrapper = dict(
     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999), weight_decay=0.05),
     paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1),
                                     'norm': dict(decay_mult=0.)}))
-# the tower's pooled image embedding (computed in the backbone's forward) is not in the loss
-model_wrapper_cfg = dict(type='MMDistributedDataParallel', find_unused_parameters=True)
