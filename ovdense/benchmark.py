@@ -422,7 +422,7 @@ def demo_det_config() -> str:
 
 
 def seg_text_head_type() -> str:
-    """``'TextUPerHead'`` (ovdense.models.segmentation) when registered, else
+    """``'TextUPerHead'`` (ovdense.models.decode_heads) when registered, else
     ``'UPerHead+swap'``: a stock UPerHead whose conv_seg is replaced by the classifier."""
     import ovdense  # noqa: F401
     from mmseg.registry import MODELS
@@ -885,7 +885,7 @@ def memory_checks(rows: Sequence[Dict]) -> List[Dict]:
     met when the per-call peak grows by at most 2 x dK x D x 4 bytes (room for copies of
     the class weights) + the test-time score chunks, whose size is fixed, not N x K (two
     buffers of ``SCORE_CHUNK_ELEMENTS`` floats) + 2 MB."""
-    from .models.detection.postprocess import SCORE_CHUNK_ELEMENTS
+    from .models.roi_heads.postprocess import SCORE_CHUNK_ELEMENTS
     chunks_mb = 2 * SCORE_CHUNK_ELEMENTS * 4 / 2 ** 20
     by_id = {row['id']: row for row in rows}
     checks = []

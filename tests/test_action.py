@@ -24,8 +24,9 @@ if import_mmaction() is None:
 import cv2  # noqa: E402
 
 from ovdense.apis import set_model_vocabulary  # noqa: E402
-from ovdense.models.action import (OpenVocabAccMetric, TextI3DHead,  # noqa: E402
-                                   UnreadableVideoError, VocabVideoDataset)
+from ovdense.datasets import UnreadableVideoError, VocabVideoDataset  # noqa: E402
+from ovdense.evaluation import OpenVocabAccMetric  # noqa: E402
+from ovdense.models.heads import TextI3DHead  # noqa: E402
 from ovdense.text import VocabularyError  # noqa: E402
 from ovdense.utils.cli import ConfigError  # noqa: E402
 from ovdense.utils.io import OvdenseFileError  # noqa: E402

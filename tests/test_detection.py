@@ -84,7 +84,7 @@ def test_stock_head_adopts_text_classifier_with_type_and_one_key(tmp_path):
 
 
 def test_federated_sigmoid_loss_scores_present_and_sampled_classes():
-    from ovdense.models.detection import FederatedSigmoidLoss
+    from ovdense.models.losses import FederatedSigmoidLoss
     loss = FederatedSigmoidLoss(num_sample_classes=4).train()
     labels = torch.tensor([0, 2, 10, 10])  # 10 classes; label 10 = background
     mask = loss.class_mask(labels, 10)
@@ -239,7 +239,7 @@ def test_threshold_first_postprocessing_equals_mmdet(tmp_path, monkeypatch, num_
                                                      agnostic, activation):
     from mmdet.models.roi_heads.bbox_heads import BBoxHead
     from mmengine.config import ConfigDict
-    from ovdense.models.detection import postprocess
+    from ovdense.models.roi_heads import postprocess
     loss_cls = dict(type='FederatedSigmoidLoss') if activation == 'sigmoid' else None
     head = _text_bbox_head(tmp_path, num_classes, agnostic, loss_cls)
     img_meta = dict(img_shape=(90, 100), scale_factor=(1.5, 0.8))
@@ -284,7 +284,7 @@ def test_mask_rcnn_predictions_equal_mmdet_postprocessing(tmp_path, monkeypatch)
     of mmdet's own StandardRoIHead + BBoxHead._predict_by_feat_single (multiclass_nms over
     all N x K scores), with the same weights."""
     from mmdet.models.roi_heads.bbox_heads import BBoxHead
-    from ovdense.models.detection.bbox_heads import TextClassifierMixin
+    from ovdense.models.roi_heads import TextClassifierMixin
     fast_model = _demo_mask_rcnn(tmp_path, 'TextStandardRoIHead')
     stock_model = _demo_mask_rcnn(tmp_path, 'StandardRoIHead')
     stock_model.load_state_dict(fast_model.state_dict())
@@ -323,7 +323,7 @@ def _demo_mask_rcnn(tmp_path, roi_head_type, sigmoid=False):
 def test_chunked_scoring_roi_head_equals_standard_roi_head(tmp_path, monkeypatch, sigmoid):
     """TextStandardRoIHead makes the logits a chunk of RoIs at a time (never all N x K) and
     predicts exactly what StandardRoIHead predicts from the full logits."""
-    from ovdense.models.detection import postprocess
+    from ovdense.models.roi_heads import postprocess
     from ovdense.text.classifier import TextCosineClassifier
     rows_per_chunk = 7
     monkeypatch.setattr(postprocess, 'SCORE_CHUNK_ELEMENTS', rows_per_chunk * 31)

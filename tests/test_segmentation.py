@@ -13,10 +13,9 @@ from PIL import Image
 
 import ovdense  # noqa: F401
 from ovdense.apis import set_model_vocabulary
-from ovdense.datasets.segmentation import (ADE20K847Dataset, LoadUInt16SegAnnotations,
-                                           PascalContext459Dataset, VocabSegDataset,
-                                           ZeroLabelAsBackground)
-from ovdense.models.segmentation import TextUPerHead, text_decode_head
+from ovdense.datasets import (ADE20K847Dataset, LoadUInt16SegAnnotations,
+                              PascalContext459Dataset, VocabSegDataset, ZeroLabelAsBackground)
+from ovdense.models.decode_heads import TextUPerHead, text_decode_head
 from ovdense.testing import tiny_text_tower_cfg
 from ovdense.testing.configs import (REPO, load_tool, parameters_without_gradient,
                                      shipped_configs, shrink_config, tiny_icar_checkpoint)

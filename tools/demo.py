@@ -41,7 +41,7 @@ def main(argv=None) -> int:
     from ovdense.utils.cli import check_vocab_args
     check_vocab_args(args.vocab, args.vocab_embeddings)
     import ovdense  # noqa: F401
-    from ovdense.inference import DenseInferencer
+    from ovdense.apis import DenseInferencer
     from ovdense.utils.launch import check_checkpoint, load_config
     images = list_images(args.inputs)
     if not osp.isfile(args.checkpoint):

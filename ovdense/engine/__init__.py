@@ -1,5 +1,7 @@
-from .hooks import (CheckpointMatchHook, DetVocabularyCheckHook, ExactResumeHook,
-                    OpenVocabularyHook)
+from .hooks import (ActionVocabularyCheckHook, CheckpointMatchHook, DetVocabularyCheckHook,
+                    ExactResumeHook, OpenVocabularyHook, OVSegVisualizationHook,
+                    SegVocabularyCheckHook)
 
-__all__ = ['CheckpointMatchHook', 'DetVocabularyCheckHook', 'ExactResumeHook',
-           'OpenVocabularyHook']
+__all__ = ['ActionVocabularyCheckHook', 'CheckpointMatchHook', 'DetVocabularyCheckHook',
+           'ExactResumeHook', 'OVSegVisualizationHook', 'OpenVocabularyHook',
+           'SegVocabularyCheckHook']

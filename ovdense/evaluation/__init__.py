@@ -1,3 +1,3 @@
-from .ov_coco_metric import OVCocoMetric, per_category_ap50
+from .metrics import OVCocoMetric, OpenVocabAccMetric, per_category_ap50
 
-__all__ = ['OVCocoMetric', 'per_category_ap50']
+__all__ = ['OVCocoMetric', 'OpenVocabAccMetric', 'per_category_ap50']

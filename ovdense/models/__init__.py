@@ -1,1 +1,1 @@
-from . import action, backbones, detection, segmentation  # noqa: F401
+from . import backbones, decode_heads, heads, losses, roi_heads  # noqa: F401

@@ -5,11 +5,11 @@ from typing import List, Optional, Sequence, Union
 from mmaction.datasets import VideoDataset
 from mmengine.logging import print_log
 
-from ...registry import register
-from ...utils.cli import ConfigError
-from ...utils.io import OvdenseFileError
-from .classes import select_classes
-from .transforms import UnreadableVideoError
+from ..registry import register
+from ..text.class_selection import select_classes
+from ..utils.cli import ConfigError
+from ..utils.io import OvdenseFileError
+from .transforms.video import UnreadableVideoError
 
 UNREADABLE_POLICIES = ('raise', 'skip')
 

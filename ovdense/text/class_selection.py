@@ -2,8 +2,7 @@
 dataset, head, metric and check hook alike."""
 from typing import List, Optional, Sequence, Tuple, Union
 
-from ...text import Vocabulary, load_vocabulary
-from ...text.vocabulary import VocabularyError
+from .vocabulary import Vocabulary, VocabularyError, load_vocabulary
 
 ClassSelection = Union[None, str, Sequence[Union[int, str]]]
 

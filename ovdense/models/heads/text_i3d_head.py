@@ -29,7 +29,7 @@ from ...text import TextCosineClassifier, Vocabulary
 from ...text.classifier import spec_vocabulary, text_classifier_spec
 from ...utils.cli import ConfigError
 from ...utils.io import OvdenseFileError
-from .classes import select_classes
+from ...text.class_selection import select_classes
 
 _SET_BY_HEAD = ('in_features', 'out_features')
 

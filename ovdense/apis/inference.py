@@ -6,8 +6,8 @@ from typing import Optional
 
 from mmengine.config import Config
 
-from .apis import set_model_vocabulary
-from .engine.hooks import distinct_palette
+from .vocabulary import set_model_vocabulary
+from ..visualization import distinct_palette
 
 
 class DenseInferencer:
@@ -22,7 +22,7 @@ class DenseInferencer:
             from mmdet.apis import init_detector
             self.model = init_detector(cfg, checkpoint, device=device)
         elif self.scope == 'mmseg':
-            from .models.segmentation import init_segmentor
+            from .seg_inference import init_segmentor
             self.model = init_segmentor(cfg, checkpoint, device=device)
         else:
             raise ValueError(f'tools/demo.py draws mmdet and mmseg models, not {self.scope!r}')
@@ -32,7 +32,7 @@ class DenseInferencer:
 
     def _detection_visualizer(self):
         from mmdet.visualization import DetLocalVisualizer
-        from .apis import text_classifiers
+        from .vocabulary import text_classifiers
         meta = dict(self.model.dataset_meta or {})
         meta['classes'] = text_classifiers(self.model)[0].vocabulary.names
         if len(meta.get('palette') or ()) < len(meta['classes']):
@@ -45,7 +45,7 @@ class DenseInferencer:
         os.makedirs(out_dir, exist_ok=True)
         out_file = osp.join(out_dir, osp.splitext(osp.basename(image_path))[0] + '.png')
         if self.scope == 'mmseg':
-            from .models.segmentation import segment_image
+            from .seg_inference import segment_image
             segment_image(self.model, image_path, out_file=out_file)
             return out_file
         import mmcv

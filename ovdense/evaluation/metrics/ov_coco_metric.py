@@ -15,8 +15,8 @@ from mmdet.evaluation import CocoMetric
 from mmengine.fileio import load
 from mmengine.logging import MMLogger
 
-from ..datasets.ov_coco import resolve_split
-from ..registry import register
+from ...datasets.ov_coco import resolve_split
+from ...registry import register
 
 
 def per_category_ap50(coco_gt, predictions: List[dict], iou_type: str,

@@ -18,9 +18,9 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmseg.engine.hooks import SegVisualizationHook
 
-from ...engine.hooks import normalised_names
 from ...registry import register
 from ...utils.cli import ConfigError  # user errors: tools print one line and exit 2
+from .runtime_hooks import normalised_names
 
 
 def _segmentor(runner):

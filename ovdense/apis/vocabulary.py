@@ -3,7 +3,7 @@ from typing import Optional
 
 import torch.nn as nn
 
-from .text import TextCosineClassifier, Vocabulary, load_classifier_file, load_vocabulary
+from ..text import TextCosineClassifier, Vocabulary, load_classifier_file, load_vocabulary
 
 
 def text_classifiers(model: nn.Module):

@@ -48,9 +48,9 @@ def segment_image(model, image: Union[str, np.ndarray], vocabulary=None,
     from mmseg.apis import inference_model
     from mmseg.visualization import SegLocalVisualizer
 
-    from ...apis import set_model_vocabulary, text_classifiers
-    from ...engine.hooks import distinct_palette
-    from ...text import load_vocabulary
+    from ..visualization import distinct_palette
+    from ..text import load_vocabulary
+    from .vocabulary import set_model_vocabulary, text_classifiers
 
     if vocabulary is not None:
         vocab = set_model_vocabulary(model, vocabulary, embeddings_file)

@@ -1,29 +1,22 @@
 """Hooks that bring ovdense behaviour into the stock mmengine loops."""
 import hashlib
 import logging
-from typing import List, Optional, Tuple
-
-import numpy as np
+from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner.utils import set_random_seed
 
-from ..apis import set_model_vocabulary, text_classifiers
-from ..utils.cli import ConfigError
-from ..utils.io import OvdenseFileError
-from ..registry import register
+from ...apis.vocabulary import set_model_vocabulary, text_classifiers
+from ...registry import register
+from ...utils.cli import ConfigError
+from ...utils.io import OvdenseFileError
+from ...visualization import distinct_palette
 
 
 def normalised_names(names) -> tuple:
     """Names compared as words: mmseg's ADE list spells 'bed ' with a trailing space."""
     return tuple(' '.join(str(n).split()) for n in names)
-
-
-def distinct_palette(count: int, seed: int = 0) -> List[Tuple[int, int, int]]:
-    """A fixed list of bright colours, one per class."""
-    rng = np.random.default_rng(seed)
-    return [tuple(int(v) for v in rng.integers(40, 256, 3)) for _ in range(count)]
 
 
 @register('HOOKS')

@@ -1,0 +1,8 @@
+"""mmdet R-CNN parts with the text classifier: box heads, and a RoI head that scores RoIs a
+chunk at a time at test time (threshold-first post-processing in :mod:`.postprocess`)."""
+from .bbox_heads import (TextClassifierMixin, TextConvFCBBoxHead, TextShared2FCBBoxHead,
+                         TextShared4Conv1FCBBoxHead)
+from .text_standard_roi_head import TextStandardRoIHead
+
+__all__ = ['TextClassifierMixin', 'TextConvFCBBoxHead', 'TextShared2FCBBoxHead',
+           'TextShared4Conv1FCBBoxHead', 'TextStandardRoIHead']
