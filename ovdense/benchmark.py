@@ -482,16 +482,19 @@ def _classifier_bytes(fc_cls) -> Dict:
     if embeddings is not None:
         out['embedding_bytes'] = embeddings.numel() * embeddings.element_size()
     cached = getattr(fc_cls, '_weights_cache', None)  # the (K + 1, D) test-time weights
-    if cached is not None:
+    if cached is not None and embeddings is not None and (
+            embeddings.untyped_storage().data_ptr() != cached[2].untyped_storage().data_ptr()):
+        # only when they are a second copy (a shared component keeps its own)
         out['weights_with_background_bytes'] = cached[2].numel() * cached[2].element_size()
     return out
 
 
 def _count_rois(model) -> Callable[[], int]:
-    """How many RoIs reach the box classifier (recorded by a forward pre-hook)."""
+    """How many RoIs reach the box head (recorded by a forward hook on the RoI extractor:
+    the chunked test path calls the classifier's embedding step, not the classifier)."""
     seen = {'n': 0}
-    model.roi_head.bbox_head.fc_cls.register_forward_pre_hook(
-        lambda module, args: seen.__setitem__('n', int(args[0].shape[0])))
+    model.roi_head.bbox_roi_extractor.register_forward_hook(
+        lambda module, args, output: seen.__setitem__('n', int(output.shape[0])))
     return lambda: seen['n']
 
 

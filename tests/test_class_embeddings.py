@@ -166,3 +166,23 @@ def test_a_shared_component_is_not_a_classifier_setting(tmp_path):
     assert list(classifier.state_dict()) == []  # the model, not the classifier, saves it
     with pytest.raises(ValueError, match='belong to the shared class embeddings'):
         TextCosineClassifier(8, 'cat,dog', class_embeddings=source)
+
+
+def test_test_time_weights_hold_the_class_embeddings_once(tmp_path):
+    """An owned component keeps its K x D embeddings as a view of the classifier's (K + 1, D)
+    test-time weights; classifiers sharing a component keep their caches valid however their
+    calls alternate."""
+    x = torch.randn(4, 8)
+    owned = TextCosineClassifier(8, NAMES, random_embeddings=True, out_features=4,
+                                 text_tower=tiny_text_tower_cfg(str(tmp_path))).eval()
+    with torch.no_grad():
+        weights = owned.inference_weights(x)
+        fixed = owned.class_embeddings.fixed()
+        assert fixed.untyped_storage().data_ptr() == weights.untyped_storage().data_ptr()
+        assert owned.inference_weights(x) is weights
+    source = RandomClassEmbeddings(NAMES, embed_dim=8)
+    first, second = (TextCosineClassifier(8, class_embeddings=source, out_features=4).eval()
+                     for _ in range(2))
+    with torch.no_grad():
+        a, b = first.inference_weights(x), second.inference_weights(x)
+        assert first.inference_weights(x) is a and second.inference_weights(x) is b

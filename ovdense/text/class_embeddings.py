@@ -76,6 +76,14 @@ class ClassEmbeddings(BaseModule):
                 self._fixed = self._compute_fixed(device).to(device)
         return self._fixed
 
+    def keep_fixed_in(self, rows: torch.Tensor) -> None:
+        """Hold :meth:`fixed` as ``rows``: the same values stored elsewhere, e.g. the first K
+        rows of a classifier's (K + 1, D) weights, so that the K x D values exist once."""
+        if self._fixed is None or rows.shape != self._fixed.shape or not torch.equal(
+                rows, self._fixed):
+            raise ValueError('keep_fixed_in: the rows differ from the fixed embeddings')
+        self._fixed = rows
+
     def _compute_fixed(self, device: torch.device) -> torch.Tensor:
         if self.embeddings_file:
             return load_classifier_file(self.embeddings_file, self.num_classes,

@@ -249,8 +249,11 @@ class TextCosineClassifier(BaseModule):
         cached = self._weights_cache
         if cached is None or cached[0] is not embeddings or cached[1] != version:
             with torch.no_grad():
-                self._weights_cache = (embeddings, version,
-                                       self._with_background_row(embeddings))
+                weights = self._with_background_row(embeddings)
+            if self.owns_embeddings:  # one copy of the K x D values: a view of the weights
+                embeddings = weights[:self.num_classes]
+                source.keep_fixed_in(embeddings)
+            self._weights_cache = (embeddings, version, weights)
         return self._weights_cache[2].to(x.dtype)
 
     def _with_background_row(self, embeddings: torch.Tensor) -> torch.Tensor:
