@@ -370,6 +370,7 @@ def test_static_clip_matches_2d_per_frame(tmp_path, inflate):
     # temporal patch 2, 8 frames -> depth 4, temporal window 2: no temporal padding, and the
     # second block of each stage shifts in time as well (see video_swin.py for why this holds)
     model3d = ICARSwin3D(checkpoint=path, inflate=inflate, window_size=(2, 2, 2),
+                         text_embed_dims='auto',
                          patch_size=(2, 4, 4), out_indices=(0, 1, 2, 3), drop_path_rate=0.)
     model3d.init_weights()
     assert model3d.eval() is model3d and not model3d.training
@@ -402,7 +403,10 @@ def test_video_backbone_registered_and_builds_from_path(tmp_path):
     model.init_weights()
     assert isinstance(model, ICARSwin3D)
     assert model.patch_embed.proj.weight.shape == (16, 3, 2, 4, 4)
-    assert model.text_projection.weight.shape == (PROJ_DIM, 128)
+    assert model.text_projection is None  # by default the head's classifier projects
+    with_projection = MODELS.build(dict(type='ICARSwin3D', checkpoint=path,
+                                        window_size=(2, 2, 2), text_embed_dims='auto'))
+    assert with_projection.text_projection.weight.shape == (PROJ_DIM, 128)
     table = model.layers[0].blocks[0].attn.relative_position_bias_table
     assert table.shape == (3 * 9, 1)
     with pytest.raises(ValueError, match='inflate'):

@@ -83,7 +83,9 @@ if _mmaction is not None:
             window_size: ``(Wd, Wh, Ww)``; None: ``(8, w, w)`` with the checkpoint's window
                 ``w`` (7 without a checkpoint).
             text_embed_dims / proj_bias / freeze_text_projection: the image->text projection,
-                as in :class:`ICARSwin`.
+                as in :class:`ICARSwin` (default None: none; the recognition head's classifier
+                projects, see ``TextI3DHead(projection_checkpoint=...)``; ``'auto'``: the
+                checkpoint's, for :meth:`encode_video`).
             Other arguments go to ``SwinTransformer3D`` (``patch_size``, ``out_indices``,
             ``frozen_stages``, ``with_cp``, ``drop_path_rate``...).
         """
@@ -94,7 +96,7 @@ if _mmaction is not None:
                      inflate: str = 'center',
                      window_size: Optional[Sequence[int]] = None,
                      patch_size: Union[int, Sequence[int]] = (2, 4, 4),
-                     text_embed_dims: Union[str, int, None] = 'auto',
+                     text_embed_dims: Union[str, int, None] = None,
                      proj_bias: Optional[bool] = None,
                      freeze_text_projection: bool = False,
                      init_cfg=None,
