@@ -397,6 +397,8 @@ def test_video_backbone_registered_and_builds_from_path(tmp_path):
     if ICARSwin3D is None:
         pytest.skip(reason='mmaction2 is not installed')
     from mmaction.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')  # not the scope an earlier test left behind
 
     _, _, path = icar_file(tmp_path)
     model = MODELS.build(dict(type='ICARSwin3D', checkpoint=path, window_size=(2, 2, 2)))

@@ -194,24 +194,21 @@ def _walk(node):
             yield from _walk(value)
 
 
-CLASSIFIER_KEYS = ('background', 'scale', 'learn_scale', 'max_scale', 'logit_bias', 'projection')
-
-
 def with_shared_class_embeddings(model: dict, base_type: str, heads: Sequence[str]) -> dict:
     """A classic model config whose ``heads`` each carry the same ``text_classifier``
     settings, rewritten as ``WithClassEmbeddings``: the class-list settings move to one
     model-level component (its source chosen by the same flags), the heads keep their
     classifier settings and take their class count from it."""
-    from ..text.class_embeddings import class_embeddings_cfg
+    from ..text.class_embeddings import SOURCE_KEYS, class_embeddings_cfg
     specs = [dict(model[head]['text_classifier']) for head in heads]
-    sources = [{k: v for k, v in spec.items() if k not in CLASSIFIER_KEYS} for spec in specs]
+    sources = [{k: v for k, v in spec.items() if k in SOURCE_KEYS} for spec in specs]
     if any(source != sources[0] for source in sources):
         raise ValueError(f'the heads {list(heads)} do not score the same class embeddings')
     out = dict(model, type='WithClassEmbeddings', base_type=base_type,
                class_embeddings=class_embeddings_cfg(**sources[0]))
     for head, spec in zip(heads, specs):
-        out[head] = dict(model[head], num_classes=None,
-                         text_classifier={k: v for k, v in spec.items() if k in CLASSIFIER_KEYS})
+        out[head] = dict(model[head], num_classes=None, text_classifier={
+            k: v for k, v in spec.items() if k not in SOURCE_KEYS})
     return out
 
 

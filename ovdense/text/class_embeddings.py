@@ -16,6 +16,7 @@ The component also holds the class list's novel/base split (``novel_classes``): 
 scored while training are :meth:`ClassEmbeddings.trained_class_ids`.
 """
 import hashlib
+from abc import abstractmethod
 from typing import Dict, Optional, Tuple
 
 import torch
@@ -61,10 +62,7 @@ class ClassEmbeddings(BaseModule):
 
     # -- the weights -----------------------------------------------------------------------
     def forward(self, device=None) -> torch.Tensor:
-        """(K, D) unit rows: :meth:`fixed`, or for a trainable source in training mode the
-        rows encoded for this step (:meth:`training_weights`)."""
-        if self.training and self.trainable:
-            return self.training_weights()
+        """(K, D) unit rows to score with now (a trainable source overrides this)."""
         return self.fixed(device)
 
     def fixed(self, device=None) -> torch.Tensor:
@@ -85,16 +83,13 @@ class ClassEmbeddings(BaseModule):
         self._fixed = rows
 
     def _compute_fixed(self, device: torch.device) -> torch.Tensor:
-        if self.embeddings_file:
-            return load_classifier_file(self.embeddings_file, self.num_classes,
-                                        self.embed_dim)[0]
+        if self.embeddings_file:  # also a tower's, after a test-time swap to a file
+            return file_rows(self.embeddings_file, self.vocabulary)
         return self._compute(device)
 
+    @abstractmethod
     def _compute(self, device: torch.device) -> torch.Tensor:
-        raise NotImplementedError
-
-    def training_weights(self) -> torch.Tensor:
-        raise NotImplementedError(f'{type(self).__name__} is not trainable')
+        """(K, D) unit rows of the current vocabulary, from this source."""
 
     def start_step(self) -> None:
         """A training step begins: weights encoded for the previous one are dropped. Called
@@ -157,9 +152,12 @@ class FileClassEmbeddings(ClassEmbeddings):
     def __init__(self, vocabulary, embeddings_file: str, novel_classes: NovelSelection = None,
                  init_cfg=None):
         super().__init__(vocabulary, novel_classes, init_cfg)
-        self.embed_dim = int(load_classifier_file(embeddings_file, self.num_classes, None,
-                                                  self.vocabulary.names)[0].shape[1])
+        self._fixed = file_rows(embeddings_file, self.vocabulary)  # checked once, kept
+        self.embed_dim = int(self._fixed.shape[1])
         self.embeddings_file = embeddings_file
+
+    def _compute(self, device: torch.device) -> torch.Tensor:
+        return file_rows(self.embeddings_file, self.vocabulary)
 
     def set_vocabulary(self, vocabulary, embeddings_file: Optional[str] = None) -> None:
         if not embeddings_file:
@@ -175,12 +173,10 @@ class _PromptedClassEmbeddings(ClassEmbeddings):
                  encode_batch_size: int = 256, novel_classes: NovelSelection = None,
                  init_cfg=None):
         super().__init__(vocabulary, novel_classes, init_cfg)
-        if not isinstance(text_tower, dict) or not text_tower.get('model'):
-            raise ValueError(f'{type(self).__name__} needs text_tower=dict(model=...)')
+        self.embed_dim = tower_embed_dim(text_tower, type(self).__name__)
         self.text_tower_cfg = dict(text_tower)
         self.prompt_style = PromptStyle.build(**(prompts or {}))
         self.encode_batch_size = encode_batch_size
-        self.embed_dim = int(load_tower_config(self.text_tower_cfg['model'])['embed_dim'])
 
 
 @register('MODELS')
@@ -256,6 +252,11 @@ class TrainedTowerClassEmbeddings(_PromptedClassEmbeddings):
     def start_step(self) -> None:
         self._step_weights = None
 
+    def forward(self, device=None) -> torch.Tensor:
+        """In training: the rows encoded for this step (:meth:`training_weights`); else the
+        full ensemble (:meth:`fixed`)."""
+        return self.training_weights() if self.training else self.fixed(device)
+
     def prompt_tokens(self) -> PromptTokens:
         """The vocabulary's prompts tokenised once (rebuilt when the vocabulary changes)."""
         if self._tokens is None or not self._tokens.built_for(self.vocabulary,
@@ -319,15 +320,23 @@ class RandomClassEmbeddings(ClassEmbeddings):
                  text_tower: Optional[Dict] = None, novel_classes: NovelSelection = None,
                  init_cfg=None):
         super().__init__(vocabulary, novel_classes, init_cfg)
-        if embed_dim is None:
-            if not (isinstance(text_tower, dict) and text_tower.get('model')):
-                raise ValueError('RandomClassEmbeddings needs embed_dim or '
-                                 'text_tower=dict(model=...) for the embedding size')
-            embed_dim = load_tower_config(text_tower['model'])['embed_dim']
-        self.embed_dim = int(embed_dim)
+        self.embed_dim = (int(embed_dim) if embed_dim is not None
+                          else tower_embed_dim(text_tower, 'RandomClassEmbeddings (or embed_dim)'))
 
     def _compute(self, device: torch.device) -> torch.Tensor:
         return random_class_embeddings(self.vocabulary, self.embed_dim)
+
+
+def tower_embed_dim(text_tower, owner: str) -> int:
+    """The embedding size of a ``text_tower=dict(model=...)`` setting (its model config)."""
+    if not (isinstance(text_tower, dict) and text_tower.get('model')):
+        raise ValueError(f'{owner} needs text_tower=dict(model=...)')
+    return int(load_tower_config(text_tower['model'])['embed_dim'])
+
+
+def file_rows(path: str, vocabulary: Vocabulary) -> torch.Tensor:
+    """The unit rows of a classifier file, checked against the vocabulary's size and names."""
+    return load_classifier_file(path, len(vocabulary), None, vocabulary.names)[0]
 
 
 def random_class_embeddings(vocabulary: Vocabulary, dim: int) -> torch.Tensor:
@@ -391,16 +400,12 @@ def build_class_embeddings_source(cfg) -> ClassEmbeddings:
 
 
 def embed_dim_of(cfg: Dict) -> int:
-    """The embedding size D of a component config, without building the component."""
+    """The embedding size D of a component config, without building the component (whose
+    construction may draw random numbers: see ``TextCosineClassifier``)."""
     _check_source_type(cfg)
     if cfg.get('embed_dim') is not None:
         return int(cfg['embed_dim'])
-    tower = cfg.get('text_tower')
-    if isinstance(tower, dict) and tower.get('model'):
-        return int(load_tower_config(tower['model'])['embed_dim'])
-    if cfg.get('embeddings_file'):
-        vocabulary = load_vocabulary(cfg.get('vocabulary'))
-        return int(load_classifier_file(cfg['embeddings_file'], len(vocabulary), None,
-                                        vocabulary.names)[0].shape[1])
-    raise ValueError(f"{cfg['type']} needs text_tower=dict(model=...) (or embed_dim / "
-                     'embeddings_file) to know the embedding size')
+    if cfg['type'] == 'FileClassEmbeddings':
+        return int(file_rows(cfg['embeddings_file'],
+                             load_vocabulary(cfg.get('vocabulary'))).shape[1])
+    return tower_embed_dim(cfg.get('text_tower'), cfg['type'])

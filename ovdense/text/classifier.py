@@ -307,11 +307,13 @@ def _rename_legacy_tower_keys(state_dict, prefix, *args) -> None:
         state_dict[prefix + 'own_embeddings.tower.' + key[len(old):]] = state_dict.pop(key)
 
 
-def text_classifier_spec(text_classifier, owner: str, set_by_head) -> Dict:
-    """Check a host head's ``text_classifier=dict(...)`` and return a copy without ``type``.
+# what a host head fills in itself: its feature channels and its class count
+SET_BY_HEAD = ('in_features', 'out_features')
 
-    ``set_by_head`` lists the keys the head fills in itself (feature channels, class count).
-    """
+
+def text_classifier_spec(text_classifier, owner: str) -> Dict:
+    """Check a host head's ``text_classifier=dict(...)`` and return a copy without ``type``;
+    inside ``WithClassEmbeddings`` it names the model's shared component."""
     from ..utils.cli import ConfigError
     from .sharing import shared_class_embeddings
     shared = shared_class_embeddings()
@@ -326,7 +328,7 @@ def text_classifier_spec(text_classifier, owner: str, set_by_head) -> Dict:
     if spec.pop('type', 'TextCosineClassifier') != 'TextCosineClassifier':
         raise ConfigError(f'{owner}: text_classifier builds a TextCosineClassifier; '
                           f'got type={text_classifier["type"]!r}')
-    for key in set_by_head:
+    for key in SET_BY_HEAD:
         if key in spec:
             raise ConfigError(f'{owner}: text_classifier.{key} is set by the head; remove it '
                               'from the config')

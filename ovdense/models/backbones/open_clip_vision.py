@@ -132,16 +132,15 @@ class OpenCLIPVisionBackbone(BaseModule):
     def _embedding_head_parameters(self) -> List[nn.Parameter]:
         """The parameters of the image-embedding head, which the maps do not pass through."""
         v = self.visual
+        loose = []  # parameters that are not inside a module of their own
         if self.kind == 'timm':
             heads = [getattr(v.trunk, 'head', None), v.head]
         elif self.kind == 'resnet':
             heads = [v.attnpool]
-        else:
-            heads = [v.attn_pool, getattr(v, 'ln_post', None) if v.attn_pool is not None
-                     else None]
-            if v.proj is not None:
-                return [v.proj] + [p for h in heads if h is not None for p in h.parameters()]
-        return [p for h in heads if h is not None for p in h.parameters()]
+        else:  # the maps pass ln_post only when there is no attention pool
+            heads = [v.attn_pool, v.ln_post] if v.attn_pool is not None else []
+            loose = [v.proj] if v.proj is not None else []
+        return loose + [p for h in heads if h is not None for p in h.parameters()]
 
     def train(self, mode: bool = True):
         super().train(mode)

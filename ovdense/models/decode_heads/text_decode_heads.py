@@ -38,8 +38,6 @@ except ImportError:  # pragma: no cover
 from ...text import TextCosineClassifier
 from ...text.classifier import spec_vocabulary, text_classifier_spec
 
-_SET_BY_HEAD = ('in_features', 'out_features')
-
 
 class TextClassifierHeadMixin:
     """Builds ``conv_seg`` from ``text_classifier`` (TextCosineClassifier settings).
@@ -60,7 +58,7 @@ class TextClassifierHeadMixin:
                  check_labels: bool = True, predict_background: bool = False, **kwargs):
         self._predict_background = False
         name = type(self).__name__
-        spec = text_classifier_spec(text_classifier, name, _SET_BY_HEAD)
+        spec = text_classifier_spec(text_classifier, name)
         vocab, shared = spec_vocabulary(spec)
         num_classes = kwargs.get('num_classes')
         if num_classes is None or shared:

@@ -26,12 +26,10 @@ from mmengine.logging import MMLogger
 from ... import checkpoints as ckpt_lib
 from ...registry import register
 from ...text import TextCosineClassifier, Vocabulary
+from ...text.class_selection import select_classes
 from ...text.classifier import spec_vocabulary, text_classifier_spec
 from ...utils.cli import ConfigError
 from ...utils.io import OvdenseFileError
-from ...text.class_selection import select_classes
-
-_SET_BY_HEAD = ('in_features', 'out_features')
 
 
 @register('MODELS', scopes=('mmaction',))
@@ -94,7 +92,7 @@ class TextI3DHead(I3DHead):
     @staticmethod
     def _classifier_spec(text_classifier, projection_checkpoint) -> Dict:
         name = 'TextI3DHead'
-        spec = text_classifier_spec(text_classifier, name, _SET_BY_HEAD)
+        spec = text_classifier_spec(text_classifier, name)
         if projection_checkpoint is not None:
             if spec.get('projection', 'auto') is False:
                 raise ConfigError(f'{name}: projection_checkpoint needs the classifier\'s '

@@ -19,13 +19,9 @@ from mmdet.structures.bbox import get_box_tensor, scale_boxes
 from mmengine.structures import InstanceData
 
 from ...registry import register
-from ...text import ClassEmbeddings
-from ...text.classifier import text_classifier_spec
+from ...text.classifier import spec_vocabulary, text_classifier_spec
 from .postprocess import (keep_top_scores, nms_pairs, pair_boxes, scored_pairs,
                           scored_pairs_of_rows)
-
-_SET_BY_HEAD = ('in_features', 'out_features')
-
 
 class TextClassifierMixin:
     """Builds ``fc_cls`` from ``text_classifier`` (TextCosineClassifier settings), and
@@ -36,10 +32,10 @@ class TextClassifierMixin:
         if 'cls_predictor_cfg' in kwargs:
             raise ValueError(f'{name} builds its classifier from text_classifier=...; remove '
                              'cls_predictor_cfg from the config')
-        spec = text_classifier_spec(text_classifier, name, _SET_BY_HEAD)
-        if isinstance(spec.get('class_embeddings'), ClassEmbeddings):
-            # the model's class list: the head's class count follows it
-            kwargs['num_classes'] = spec['class_embeddings'].num_classes
+        spec = text_classifier_spec(text_classifier, name)
+        vocab, shared = spec_vocabulary(spec)
+        if shared:  # the model's class list: the head's class count follows it
+            kwargs['num_classes'] = len(vocab)
         kwargs['cls_predictor_cfg'] = dict(spec, type='TextCosineClassifier')
         super().__init__(*args, **kwargs)
         # The stock Normal(0.01) override of fc_cls would also hit a trainable text tower.
