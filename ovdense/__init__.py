@@ -15,6 +15,8 @@ compat.apply_all()
 from . import text  # noqa: E402,F401
 from . import datasets, engine, evaluation, models  # noqa: E402,F401
 from .apis import set_model_vocabulary  # noqa: E402
-from .registry import registered_components  # noqa: E402
+from .registry import refuse_unused_text_classifier, registered_components  # noqa: E402
+
+refuse_unused_text_classifier()
 
 __all__ = ['__version__', 'registered_components', 'set_model_vocabulary']

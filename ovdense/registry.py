@@ -48,3 +48,36 @@ def register(kind: str, scopes: Iterable[str] = ALL_SCOPES, name: Optional[str] 
 def registered_components() -> Dict[Tuple[str, str], List[str]]:
     """``{(scope, kind): [type names]}`` of everything ovdense registered so far."""
     return {key: list(names) for key, names in _registered.items()}
+
+
+def refuse_unused_text_classifier(scopes: Iterable[str] = ALL_SCOPES) -> None:
+    """Make a ``text_classifier`` key that the built module does not use an error.
+
+    Many stock heads take ``**kwargs`` (mmdet's and mmseg's Mask2FormerHead, for one): a
+    ``text_classifier`` given to them would be swallowed and the model would silently train
+    its stock classifier. Each downstream MODELS registry's build function is wrapped to check
+    that a module built from a config with that key holds a TextCosineClassifier.
+    """
+    for scope in scopes:
+        registry = _downstream_registry(scope, 'MODELS')
+        if registry is not None and not getattr(registry.build_func, '_ovdense_checked', False):
+            registry.build_func = _checking_text_classifier(registry.build_func)
+
+
+def _checking_text_classifier(build: Callable) -> Callable:
+    def build_checked(cfg, *args, **kwargs):
+        built = build(cfg, *args, **kwargs)
+        if isinstance(cfg, dict) and cfg.get('text_classifier') is not None:
+            import torch.nn as nn
+            from .text.classifier import TextCosineClassifier
+            from .utils.cli import ConfigError
+            if isinstance(built, nn.Module) and not any(
+                    isinstance(m, TextCosineClassifier) for m in built.modules()):
+                raise ConfigError(
+                    f'{cfg.get("type")}: text_classifier is not used by this module (it would '
+                    'be silently ignored and the stock classifier trained); use a head type '
+                    'that takes it (README: "Head families")')
+        return built
+
+    build_checked._ovdense_checked = True
+    return build_checked

@@ -1,1 +1,1 @@
-from . import backbones, decode_heads, heads, losses, roi_heads  # noqa: F401
+from . import backbones, decode_heads, dense_heads, heads, losses, roi_heads  # noqa: F401

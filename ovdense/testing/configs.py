@@ -1,6 +1,7 @@
 """Shrink a shipped config to test size: tiny backbone, tiny text tower, no checkpoints."""
 import copy
 import glob
+import importlib
 import importlib.util
 import os.path as osp
 from typing import List, Optional, Sequence
@@ -34,6 +35,16 @@ def shipped_configs(scope: str) -> List[str]:
     paths = glob.glob(osp.join(REPO, 'configs', '**', '*.py'), recursive=True) + glob.glob(
         osp.join(REPO, 'projects', '*', 'configs', '*.py'))
     return sorted(p for p in paths if '/_base_/' not in p and _scope_of(p) == scope)
+
+
+def installed_config(scope: str, relpath: str) -> Config:
+    """A stock config shipped inside the installed library (``mmdet``, ``mmseg``), e.g.
+    ``installed_config('mmdet', 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py')``, with its backbone's
+    pretrained initialisation removed (nothing is downloaded)."""
+    package = importlib.import_module(scope)
+    cfg = Config.fromfile(osp.join(osp.dirname(package.__file__), '.mim', 'configs', relpath))
+    cfg.model.backbone.init_cfg = None
+    return cfg
 
 
 def _scope_of(path: str) -> Optional[str]:

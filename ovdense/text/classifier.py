@@ -341,6 +341,13 @@ def text_classifier_spec(text_classifier, owner: str) -> Dict:
     return spec
 
 
+def reading_component(spec: Dict, component: ClassEmbeddings) -> Dict:
+    """``spec`` for a further classifier of the same head that scores with ``component``
+    (the first classifier's): its own settings kept, the class-embedding settings dropped."""
+    own = {k: v for k, v in spec.items() if k not in SOURCE_KEYS and k != 'class_embeddings'}
+    return dict(own, class_embeddings=component)
+
+
 def spec_vocabulary(spec: Dict) -> Tuple[Vocabulary, bool]:
     """The vocabulary a checked ``text_classifier`` spec scores (loaded once: the spec then
     holds it), and whether it is the model's shared one."""

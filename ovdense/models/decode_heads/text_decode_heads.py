@@ -37,6 +37,7 @@ except ImportError:  # pragma: no cover
     ConfigError = ValueError
 from ...text import TextCosineClassifier
 from ...text.classifier import spec_vocabulary, text_classifier_spec
+from ..text_variants import registered_base, text_variant
 
 
 class TextClassifierHeadMixin:
@@ -195,13 +196,7 @@ def text_decode_head(base: Type[BaseDecodeHead]) -> type:
     """The ``Text*`` class of any mmseg decode head class (made once, then reused)."""
     if not (isinstance(base, type) and issubclass(base, BaseDecodeHead)):
         raise TypeError(f'{base!r} is not an mmseg decode head (a BaseDecodeHead subclass)')
-    if issubclass(base, TextClassifierHeadMixin):
-        return base
-    if base not in _TEXT_HEADS:
-        _TEXT_HEADS[base] = type(f'Text{base.__name__}', (TextClassifierHeadMixin, base), {
-            '__doc__': f'``{base.__name__}`` + text cosine classifier.',
-            '__module__': __name__})
-    return _TEXT_HEADS[base]
+    return text_variant(TextClassifierHeadMixin, base, _TEXT_HEADS, __name__)
 
 
 @register('MODELS', scopes=('mmseg',))
@@ -209,7 +204,8 @@ def TextDecodeHead(base_type: str, **kwargs):  # noqa: N802 - a type name in con
     """Any registered mmseg decode head with the text classifier:
     ``dict(type='TextDecodeHead', base_type='PSAHead', text_classifier=..., **head_args)``."""
     from mmseg.registry import MODELS
-    base = MODELS.get(base_type)
-    if base is None:
-        raise ConfigError(f'TextDecodeHead: {base_type!r} is not a registered mmseg model')
+    base = registered_base(MODELS, base_type, 'TextDecodeHead')
+    if not issubclass(base, BaseDecodeHead):
+        raise ConfigError(f'TextDecodeHead: {base_type!r} is not an mmseg decode head '
+                          '(a BaseDecodeHead subclass)')
     return text_decode_head(base)(**kwargs)

@@ -1,0 +1,228 @@
+"""mmdet's one-stage (dense) heads with the text cosine classifier.
+
+One mechanism, :class:`TextDenseHeadMixin`, serves every mmdet dense head whose classification
+branch ends in a ``Conv2d`` named ``*_cls`` with ``num_base_priors x cls_out_channels`` outputs:
+RetinaHead (A anchors per location), FCOSHead, ATSSHead, GFLHead, RTMDetHead,
+RTMDetSepBNHead, RTMDetInsSepBNHead, YOLOXHead, SOLOV2Head, CondInstBboxHead, TOODHead,
+VFNetHead, ... Everything of the stock head is kept (towers, regression, assigners, losses,
+post-processing); each classification conv becomes a :class:`PriorTextClassifier`: the same
+conv, now giving ``E`` feature channels per prior, scored by the text cosine classifier. A
+stock config adopts it by prefixing the head type with ``Text`` (the convenience types below)
+or, for any other head, with ``type='TextDenseHead', base_type='TOODHead'``, and one key::
+
+    bbox_head=dict(type='TextRTMDetSepBNHead', ...stock args...,
+                   text_classifier=dict(vocabulary='lvis_v1', text_tower=dict(...)))
+
+Heads with one classification conv per level (RTMDet's SepBN heads, YOLOX) score every level
+against ONE class-embedding component. Heads without a background column (sigmoid / focal /
+quality focal losses) start from the usual prior: the classifier's ``logit_bias`` is
+``log(0.01 / 0.99)`` unless ``text_classifier.logit_bias`` says otherwise; the stock
+``bias_prob`` override of the classification conv is dropped (it would also reach the text
+tower), and a stock ``init_weights`` that sets the conv's bias sets this prior.
+``cls_out_channels`` follows ``num_classes``, so ``set_model_vocabulary`` and
+``tools/test.py --vocab`` swap the classes of a trained model.
+"""
+import re
+from typing import Dict, Iterator, List, Optional, Tuple
+
+import torch
+import torch.nn as nn
+from mmdet.models.dense_heads import (ATSSHead, CondInstBboxHead, FCOSHead, GFLHead,
+                                      RetinaHead, RTMDetHead, RTMDetInsSepBNHead,
+                                      RTMDetSepBNHead, SOLOV2Head, YOLOXHead)
+from mmengine.model import BaseModule, bias_init_with_prob
+
+from ...registry import register
+from ...text import TextCosineClassifier
+from ...text.classifier import reading_component, spec_vocabulary, text_classifier_spec
+from ...utils.cli import ConfigError
+from ..text_variants import registered_base, text_variant
+
+# the prior probability of the stock heads' classification bias (focal-loss style)
+PRIOR_PROB = 0.01
+_CLS_NAME = re.compile(r'(^|_)cls$')
+
+
+class PriorTextClassifier(BaseModule):
+    """Stands in for a dense head's classification conv: (B, C_in, H, W) -> (B, A * C, H, W),
+    channel ``a * C + c`` = prior ``a``, class ``c``, as the stock conv's outputs are read.
+
+    ``features`` is the stock conv's geometry (kernel, stride, padding, dilation) with ``A x E``
+    outputs; each prior's ``E`` channels go through the text cosine classifier.
+    """
+
+    def __init__(self, conv: nn.Conv2d, num_priors: int, embed_channels: int,
+                 classifier: TextCosineClassifier):
+        super().__init__()
+        self.num_priors, self.embed_channels = num_priors, embed_channels
+        self.features = nn.Conv2d(conv.in_channels, num_priors * embed_channels,
+                                  conv.kernel_size, conv.stride, conv.padding, conv.dilation)
+        self.classifier = classifier
+
+    @property
+    def bias(self) -> Optional[nn.Parameter]:
+        """What a stock ``init_weights`` sets as the conv's bias: the classifier's prior."""
+        return self.classifier.logit_bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        f = self.features(x)
+        b, _, h, w = f.shape
+        f = f.view(b, self.num_priors, self.embed_channels, h, w).permute(0, 1, 3, 4, 2)
+        logits = self.classifier.logits(self.classifier.embed(f))  # (B, A, H, W, C)
+        return logits.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w)
+
+
+class TextDenseHeadMixin:
+    """Builds the classification conv(s) of a stock dense head as :class:`PriorTextClassifier`.
+
+    Args:
+        text_classifier: ``TextCosineClassifier`` arguments except ``in_features`` /
+            ``out_features`` (set by the head). Required (inside ``WithClassEmbeddings``: may
+            be omitted, the model's component is used).
+        num_classes: may be omitted: it is then the vocabulary size; when given it must equal
+            it.
+        cls_embed_channels: feature channels ``E`` per prior before the classifier's
+            projection (default: the classification conv's input channels).
+    """
+
+    def __init__(self, *args, text_classifier: Optional[Dict] = None,
+                 cls_embed_channels: Optional[int] = None, **kwargs):
+        name = type(self).__name__
+        spec = text_classifier_spec(text_classifier, name)
+        vocab, shared = spec_vocabulary(spec)
+        num_classes = kwargs.get('num_classes')
+        if num_classes is None or shared:
+            kwargs['num_classes'] = len(vocab)
+        elif num_classes != len(vocab):
+            raise ConfigError(
+                f'vocabulary size mismatch: {name} has num_classes={num_classes} but '
+                f'vocabulary {vocab.source!r} has {len(vocab)} classes; the label ids index '
+                f'the vocabulary, so set num_classes={len(vocab)} (or drop it)')
+        super().__init__(*args, **kwargs)
+        convs = list(self._classification_convs())
+        if not convs:
+            raise ConfigError(
+                f'{name}: no classification conv found (a Conv2d named *_cls with '
+                f'num_base_priors x cls_out_channels = {self._num_priors} x '
+                f'{self.cls_out_channels} outputs); this head is not supported by '
+                'TextDenseHead')
+        if self.cls_out_channels == self.num_classes:  # sigmoid scores: the usual prior
+            spec.setdefault('logit_bias', bias_init_with_prob(PRIOR_PROB))
+        self._text_cls_paths = self._replace(convs, spec, cls_embed_channels)
+        self.init_cfg = _without_overrides(self.init_cfg, {p.split('.')[0]
+                                                           for p in self._text_cls_paths})
+
+    # -- classes ---------------------------------------------------------------------------
+    @property
+    def cls_out_channels(self) -> int:
+        """``num_classes`` (+1 for a softmax background): follows a vocabulary swap."""
+        return self.num_classes + self.__dict__.get('_background_channels', 0)
+
+    @cls_out_channels.setter
+    def cls_out_channels(self, value: int) -> None:
+        # the stock __init__ sets it once: remember whether it adds a background channel
+        self.__dict__['_background_channels'] = value - self.num_classes
+
+    @property
+    def _num_priors(self) -> int:
+        return getattr(self, 'num_base_priors', 1)
+
+    @property
+    def text_classifiers(self) -> List[TextCosineClassifier]:
+        return [m.classifier for m in self.modules() if isinstance(m, PriorTextClassifier)]
+
+    # -- construction ----------------------------------------------------------------------
+    def _classification_convs(self) -> Iterator[Tuple[str, nn.Conv2d]]:
+        outputs = self._num_priors * self.cls_out_channels
+        for path, module in self.named_modules(remove_duplicate=False):
+            last = [part for part in path.split('.') if not part.isdigit()][-1:] or ['']
+            if (isinstance(module, nn.Conv2d) and module.out_channels == outputs
+                    and _CLS_NAME.search(last[0])):
+                yield path, module
+
+    def _replace(self, convs, spec: Dict, embed_channels: Optional[int]) -> List[str]:
+        """Each classification conv becomes a PriorTextClassifier (one per conv object, so
+        a conv shared by several levels stays shared); the first owns the class embeddings
+        (unless the model shares its own), the others read them."""
+        made: Dict[int, PriorTextClassifier] = {}
+        for path, conv in convs:
+            if id(conv) not in made:
+                channels = embed_channels or conv.in_channels
+                first = next(iter(made.values()), None)
+                classifier = TextCosineClassifier(
+                    in_features=channels, out_features=self.cls_out_channels,
+                    **(spec if first is None
+                       else reading_component(spec, first.classifier.class_embeddings)))
+                made[id(conv)] = PriorTextClassifier(conv, self._num_priors, channels,
+                                                     classifier)
+            parent, _, name = path.rpartition('.')
+            self.get_submodule(parent)._modules[name] = made[id(conv)]
+        return [path for path, _ in convs]
+
+    def init_weights(self) -> None:
+        super().init_weights()
+        # some stock heads (RTMDet) initialise without visiting their children
+        for module in self.modules():
+            if isinstance(module, PriorTextClassifier) and not module.classifier._is_init:
+                module.classifier.init_weights()
+
+
+def _without_overrides(init_cfg, names) -> Optional[List[Dict]]:
+    """``init_cfg`` without its overrides of the replaced convs (a Normal init of the whole
+    classifier would also overwrite a pretrained text tower)."""
+    if init_cfg is None:
+        return None
+    kept = []
+    for cfg in [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg):
+        override = cfg.get('override') if isinstance(cfg, dict) else None
+        overrides = override if isinstance(override, (list, tuple)) else [override]
+        rest = [o for o in overrides if not (isinstance(o, dict) and o.get('name') in names)]
+        if override is None:
+            kept.append(cfg)
+        elif rest:
+            kept.append(dict(cfg, override=rest if len(rest) > 1 else rest[0]))
+    return kept or None
+
+
+_TEXT_HEADS: Dict[type, type] = {}
+
+
+def text_dense_head(base: type) -> type:
+    """The ``Text*`` class of any mmdet dense head class (made once, then reused)."""
+    from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+    from mmdet.models.dense_heads.base_mask_head import BaseMaskHead
+    if not (isinstance(base, type) and issubclass(base, (BaseDenseHead, BaseMaskHead))):
+        raise TypeError(f'{base!r} is not an mmdet dense head (a BaseDenseHead or '
+                        'BaseMaskHead subclass)')
+    return text_variant(TextDenseHeadMixin, base, _TEXT_HEADS, __name__)
+
+
+@register('MODELS', scopes=('mmdet',))
+def TextDenseHead(base_type: str, **kwargs):  # noqa: N802 - a type name in configs
+    """Any registered mmdet dense head with the text classifier:
+    ``dict(type='TextDenseHead', base_type='TOODHead', text_classifier=..., **head_args)``."""
+    from mmdet.registry import MODELS
+    base = registered_base(MODELS, base_type, 'TextDenseHead')
+    try:
+        head_class = text_dense_head(base)
+    except TypeError as err:
+        raise ConfigError(f'TextDenseHead: base_type={base_type!r}: {err}') from None
+    return head_class(**kwargs)
+
+
+def _convenience_type(base: type) -> type:
+    cls = text_dense_head(base)
+    register('MODELS', scopes=('mmdet',))(cls)
+    return cls
+
+
+TextRetinaHead = _convenience_type(RetinaHead)
+TextFCOSHead = _convenience_type(FCOSHead)
+TextATSSHead = _convenience_type(ATSSHead)
+TextGFLHead = _convenience_type(GFLHead)
+TextRTMDetHead = _convenience_type(RTMDetHead)
+TextRTMDetSepBNHead = _convenience_type(RTMDetSepBNHead)
+TextRTMDetInsSepBNHead = _convenience_type(RTMDetInsSepBNHead)
+TextYOLOXHead = _convenience_type(YOLOXHead)
+TextSOLOV2Head = _convenience_type(SOLOV2Head)
+TextCondInstBboxHead = _convenience_type(CondInstBboxHead)
