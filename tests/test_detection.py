@@ -34,8 +34,8 @@ def _build(cfg):
 
 
 def _num_classes(model):
-    head = model.roi_head.bbox_head
-    return (head[-1] if isinstance(head, torch.nn.ModuleList) else head).num_classes
+    from ovdense.apis.vocabulary import text_classifiers
+    return text_classifiers(model)[0].num_classes
 
 
 @pytest.mark.parametrize('config', detection_configs(), ids=lambda p: osp.relpath(p, REPO))

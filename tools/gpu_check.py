@@ -8,7 +8,8 @@ Steps (each recorded with its wall time; a step that fails is recorded and the n
    where mmcv has no CPU kernel) on random inputs, forward and backward: nms, batched_nms,
    RoIAlign, ModulatedDeformConv2d, multi-scale deformable attention, sigmoid focal loss;
 3. ``classifier_autocast``: the text cosine classifier under fp16 and bf16 autocast on CUDA:
-   finite logits for zero and tiny features, the same argmax as fp32;
+   finite logits for zero and tiny features, the same argmax as fp32; ``dense_head``: a stock
+   RTMDet-tiny with the text head, CUDA vs CPU outputs, 20 training steps fp32 and fp16;
 4. ``detection_*`` / ``segmentation_*``: the demo detector and segmenter trained for a short
    schedule with ``tools/train.py`` in fp32 and with ``--amp``, each tested with
    ``tools/test.py`` (the real LVIS evaluator / mmseg's IoUMetric); the fp32 checkpoint is also
@@ -20,6 +21,7 @@ Run it through ``tools/gpu_check.sh`` (which first installs the wheels it is giv
 """
 import argparse
 import json
+import math
 import os
 import os.path as osp
 import subprocess
@@ -197,6 +199,66 @@ def classifier_autocast() -> dict:
     return report
 
 
+def dense_head() -> dict:
+    """A stock RTMDet-tiny (installed mmdet config) with ``TextRTMDetSepBNHead``: the head's
+    outputs on CUDA against the CPU, then training steps on CUDA in fp32 and under fp16
+    autocast with a dynamic loss scale (as ``--amp``), then prediction."""
+    import torch
+    from mmdet.registry import MODELS
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.registry import init_default_scope
+    from ovdense.testing import tiny_text_tower_cfg
+    from ovdense.testing.configs import installed_config
+    init_default_scope('mmdet')
+    cfg = installed_config('mmdet', 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py')
+    cfg.model.data_preprocessor.pop('batch_augments', None)
+    cfg.model.bbox_head.update(type='TextRTMDetSepBNHead', num_classes=4, text_classifier=dict(
+        vocabulary='red circle,blue star,green square,yellow ring',
+        text_tower=tiny_text_tower_cfg(osp.join(REPO, 'work_dirs', 'gpu_check', 'tower'),
+                                       embed_dim=512)))
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.eval()
+    x = tuple(torch.randn(1, 96, s, s) for s in (40, 20, 10))
+    with torch.no_grad():
+        cpu = model.bbox_head(x)[0]
+        model.cuda()
+        gpu = model.bbox_head(tuple(t.cuda() for t in x))[0]
+    result = {'cls_score_max_error_cuda_vs_cpu': max(_max_error(a, b)
+                                                     for a, b in zip(cpu, gpu))}
+    inputs = demo_mm_inputs(batch_size=4, image_shapes=[(3, 320, 320)] * 4, num_items=[4] * 4,
+                            num_classes=4)
+    data = model.data_preprocessor(inputs, True)
+    for amp in (False, True):
+        model.train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        scaler = torch.amp.GradScaler('cuda', enabled=amp)
+        losses = []
+        t0 = time.time()
+        for _ in range(20):
+            with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
+                loss, _ = model.parse_losses(model(**data, mode='loss'))
+            optimizer.zero_grad()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(float(loss.detach()))
+        torch.cuda.synchronize()
+        name = 'amp' if amp else 'fp32'
+        result[name] = {'first_loss': round(losses[0], 4), 'last_loss': round(losses[-1], 4),
+                        'finite': all(map(math.isfinite, losses)),
+                        's_per_step': round((time.time() - t0) / 20, 4)}
+    model.eval()
+    with torch.no_grad():
+        predicted = model(**model.data_preprocessor(inputs, False), mode='predict')
+    result['predicted_per_image'] = [len(r.pred_instances) for r in predicted]
+    if result['cls_score_max_error_cuda_vs_cpu'] > 1e-3 or not (
+            result['fp32']['finite'] and result['amp']['finite']):
+        raise AssertionError(f'dense head on CUDA: {result}')
+    return result
+
+
 def _run(command, log_path, timeout=None) -> None:
     with open(log_path, 'w', encoding='utf-8') as log:
         proc = subprocess.run([sys.executable, *command], cwd=REPO, stdout=log,
@@ -290,6 +352,7 @@ def main(argv=None) -> int:
     report.step('environment', environment)
     report.step('mmcv_ops', mmcv_ops)
     report.step('classifier_autocast', classifier_autocast)
+    report.step('dense_head', dense_head)
     from run_demo import prepare_data
     report.step('demo_data', lambda: {'paths': prepare_data(args.data_root)})
     report.step('detection_fp32', detection, args, False)

@@ -141,13 +141,12 @@ def _is_missing_file(spec) -> bool:
 
 
 def _shrink_neck(model: ConfigDict) -> None:
+    """The neck reads the tiny backbone's channels of the stages the backbone outputs."""
     neck, backbone = model.get('neck'), model.get('backbone', {})
-    if isinstance(neck, dict) and 'in_channels' in neck:
-        if backbone.get('type') == 'OpenCLIPVisionBackbone':
-            neck['in_channels'] = list(TINY_CONVNEXT_DIMS[:len(neck['in_channels'])])
-        elif backbone.get('type') == 'ICARSwin':
-            neck['in_channels'] = [TINY_SWIN['embed_dims'] * 2 ** i
-                                   for i in range(len(neck['in_channels']))]
+    channels = _tiny_backbone_channels(backbone)
+    if isinstance(neck, dict) and 'in_channels' in neck and channels:
+        stages = backbone.get('out_indices', range(len(neck['in_channels'])))
+        neck['in_channels'] = [channels[i] for i in stages]
 
 
 def _shrink_cls_head(model: ConfigDict) -> None:
