@@ -27,6 +27,8 @@
 #      nvidia-* wheels ship (site-packages/nvidia/*/include) are put on CPATH.
 #   3. CPU builds hide the GPUs from the build (CUDA_VISIBLE_DEVICES=""): mmcv's setup.py
 #      compiles CUDA sources whenever torch sees a GPU.
+#   4. The built ops library loses its debug information (`strip --strip-debug`, when strip is
+#      installed): CPU-ops wheel 32 MB -> 1.4 MB, CUDA-ops wheel (sm_90) 36 MB -> 5.9 MB.
 set -euo pipefail
 
 MMCV_VERSION=2.1.0
@@ -155,6 +157,39 @@ else
   build_env+=(CUDA_VISIBLE_DEVICES=)  # Patch 3
 fi
 
+strip_debug_info() {
+  # Rewrites the wheel with its shared libraries stripped of debug information and a RECORD
+  # of the new hashes and sizes.
+  command -v strip >/dev/null || { say "strip not found: the wheel keeps its debug information"; return 0; }
+  "$PY" - "$1" <<'EOF'
+import base64, csv, hashlib, io, os, subprocess, sys, tempfile, zipfile
+path = sys.argv[1]
+rows = []
+with zipfile.ZipFile(path) as src, zipfile.ZipFile(path + '.new', 'w') as dst:
+    record = next(n for n in src.namelist() if n.endswith('.dist-info/RECORD'))
+    for info in src.infolist():
+        if info.filename == record:
+            continue
+        data = src.read(info)
+        if info.filename.endswith('.so'):
+            with tempfile.TemporaryDirectory() as tmp:
+                lib = os.path.join(tmp, 'lib.so')
+                with open(lib, 'wb') as f:
+                    f.write(data)
+                subprocess.run(['strip', '--strip-debug', lib], check=True)
+                with open(lib, 'rb') as f:
+                    data = f.read()
+        dst.writestr(info, data)
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=')
+        rows.append([info.filename, 'sha256=' + digest.decode(), str(len(data))])
+    rows.append([record, '', ''])
+    text = io.StringIO()
+    csv.writer(text, lineterminator='\n').writerows(rows)
+    dst.writestr(src.getinfo(record), text.getvalue())
+os.replace(path + '.new', path)
+EOF
+}
+
 say "building mmcv $MMCV_VERSION with $kind against torch $torch_ver ($py_tag); CPU ops take \
 about 12 min on 2 cores, CUDA ops about 37 min per architecture"
 start=$(date +%s)
@@ -166,6 +201,7 @@ if ! (cd "$src" && env "${build_env[@]}" \
   die "mmcv build failed (compiler output above); nothing was installed"
 fi
 whl=$(ls "$work"/dist/mmcv-*.whl)
+strip_debug_info "$whl"  # Step 4
 mkdir -p "$wheel_dir"
 printf '%s\n' "$kind" > "$wheel_dir/KIND"
 # Copied under a temporary name, then renamed: a concurrent or interrupted run never sees
