@@ -96,7 +96,13 @@ def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None,
             if vocabulary is not None:
                 stand_in = vocabulary
             elif _is_missing_file(classifier.get('vocabulary')):  # dataset-made vocab files
-                stand_in = [f'class {i}' for i in range(node['num_classes'])]
+                # heads may leave num_classes to the vocabulary: the config's own count then
+                count = node.get('num_classes') or cfg.get('num_classes')
+                if not count:
+                    raise ValueError(f'{path}: vocabulary file {classifier.get("vocabulary")!r} '
+                                     'is missing and no num_classes says how many stand-in '
+                                     'classes to make')
+                stand_in = [f'class {i}' for i in range(count)]
             if stand_in is not None:
                 classifier['vocabulary'] = stand_in
                 # bare names carry no frequency / split to select novel classes by
