@@ -5,6 +5,7 @@ import torch
 
 import ovdense  # noqa: F401
 from ovdense.apis import set_model_vocabulary
+from ovdense.apis.vocabulary import text_classifiers
 from ovdense.models.dense_heads import PriorTextClassifier, text_dense_head
 from ovdense.testing import tiny_text_tower_cfg
 from ovdense.testing.configs import installed_config, parameters_without_gradient
@@ -75,7 +76,7 @@ def _predict(model, masks):
 def test_stock_dense_head_trains_predicts_and_swaps_vocabulary(relpath, masks, tmp_path):
     model, head = _text_model(relpath, tmp_path)
     assert type(head).__name__.startswith('Text')
-    assert head.text_classifiers and all(isinstance(m, PriorTextClassifier) for m in [
+    assert text_classifiers(head) and all(isinstance(m, PriorTextClassifier) for m in [
         head.get_submodule(p) for p in head._text_cls_paths])
     assert list(head._classification_convs()) == []  # no stock classifier left
     model.train()
@@ -103,7 +104,7 @@ def test_per_level_classifiers_score_one_component(tmp_path):
     class-embedding component (one tower in memory and in the checkpoint)."""
     model, head = _text_model('rtmdet/rtmdet_tiny_8xb32-300e_coco.py', tmp_path,
                               train_text_tower=True)
-    classifiers = head.text_classifiers
+    classifiers = text_classifiers(head)
     assert len(classifiers) == 3
     assert len({id(c.class_embeddings) for c in classifiers}) == 1
     assert [c.owns_embeddings for c in classifiers] == [True, False, False]
@@ -132,8 +133,8 @@ def test_prior_layout_matches_the_stock_convs_channels(tmp_path):
 def test_sigmoid_heads_start_from_the_prior_and_softmax_heads_get_a_background(tmp_path):
     _, sigmoid = _text_model('retinanet/retinanet_r50_fpn_1x_coco.py', tmp_path)
     prior = torch.tensor(0.01).logit()
-    assert torch.allclose(sigmoid.text_classifiers[0].logit_bias, prior)
-    assert sigmoid.cls_out_channels == 4 and sigmoid.text_classifiers[0].background is None
+    assert torch.allclose(text_classifiers(sigmoid)[0].logit_bias, prior)
+    assert sigmoid.cls_out_channels == 4 and text_classifiers(sigmoid)[0].background is None
     cfg = installed_config('mmdet', 'retinanet/retinanet_r50_fpn_1x_coco.py').to_dict()
     cfg = dict(cfg['model']['bbox_head'])
     cfg.update(type='TextRetinaHead', num_classes=4, loss_cls=dict(
@@ -141,8 +142,8 @@ def test_sigmoid_heads_start_from_the_prior_and_softmax_heads_get_a_background(t
             vocabulary=VOCAB4, text_tower=tiny_text_tower_cfg(str(tmp_path))))
     softmax = _build(cfg)
     assert softmax.cls_out_channels == 5
-    assert softmax.text_classifiers[0].background == 'learned'
-    assert softmax.text_classifiers[0].logit_bias is None
+    assert text_classifiers(softmax)[0].background == 'learned'
+    assert text_classifiers(softmax)[0].logit_bias is None
     set_model_vocabulary(softmax, VOCAB6)
     assert softmax.cls_out_channels == 7
 

@@ -14,11 +14,33 @@ def text_variant(mixin: type, base: type, made: Dict[type, type], module: str) -
     return made[base]
 
 
-def registered_base(registry, base_type: str, owner: str) -> type:
-    """The class ``base_type`` names in ``registry``, or one clear error."""
+def without_init_overrides(init_cfg, names):
+    """``init_cfg`` without its overrides of the modules ``names`` (the stock heads' Normal
+    init of their classifier; applied to the text classifier it would also overwrite a
+    pretrained or trainable text tower)."""
+    if init_cfg is None:
+        return None
+    kept = []
+    for cfg in [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg):
+        override = cfg.get('override') if isinstance(cfg, dict) else None
+        overrides = override if isinstance(override, (list, tuple)) else [override]
+        rest = [o for o in overrides if not (isinstance(o, dict) and o.get('name') in names)]
+        if override is None:
+            kept.append(cfg)
+        elif rest:
+            kept.append(dict(cfg, override=rest if len(rest) > 1 else rest[0]))
+    return kept or None
+
+
+def text_variant_of(registry, base_type: str, owner: str, make) -> type:
+    """``make(base)`` for the class ``base_type`` names in ``registry``; a name that is not
+    registered, or a class ``make`` refuses (TypeError), is one clear error naming ``owner``."""
     from ..utils.cli import ConfigError
     base = registry.get(base_type) if isinstance(base_type, str) else None
     if not isinstance(base, type):
         raise ConfigError(f'{owner}: base_type={base_type!r} is not a registered '
                           f'{registry.scope} model class')
-    return base
+    try:
+        return make(base)
+    except TypeError as err:
+        raise ConfigError(f'{owner}: base_type={base_type!r}: {err}') from None

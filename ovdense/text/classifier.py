@@ -348,6 +348,20 @@ def reading_component(spec: Dict, component: ClassEmbeddings) -> Dict:
     return dict(own, class_embeddings=component)
 
 
+def head_num_classes(owner: str, spec: Dict, num_classes: Optional[int]) -> int:
+    """The class count of a head scoring with the checked ``spec``: the vocabulary's (a shared
+    class list always wins); a ``num_classes`` given in the config must equal it, since label
+    ids index the vocabulary."""
+    from ..utils.cli import ConfigError
+    vocab, shared = spec_vocabulary(spec)
+    if num_classes is not None and not shared and num_classes != len(vocab):
+        raise ConfigError(
+            f'vocabulary size mismatch: {owner} has num_classes={num_classes} but '
+            f'vocabulary {vocab.source!r} has {len(vocab)} classes; the label ids index '
+            f'the vocabulary, so set num_classes={len(vocab)} (or drop it)')
+    return len(vocab)
+
+
 def spec_vocabulary(spec: Dict) -> Tuple[Vocabulary, bool]:
     """The vocabulary a checked ``text_classifier`` spec scores (loaded once: the spec then
     holds it), and whether it is the model's shared one."""

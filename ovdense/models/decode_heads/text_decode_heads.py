@@ -36,8 +36,8 @@ try:  # user errors: tools print one line and exit 2
 except ImportError:  # pragma: no cover
     ConfigError = ValueError
 from ...text import TextCosineClassifier
-from ...text.classifier import spec_vocabulary, text_classifier_spec
-from ..text_variants import registered_base, text_variant
+from ...text.classifier import head_num_classes, text_classifier_spec
+from ..text_variants import text_variant, text_variant_of, without_init_overrides
 
 
 class TextClassifierHeadMixin:
@@ -60,16 +60,8 @@ class TextClassifierHeadMixin:
         self._predict_background = False
         name = type(self).__name__
         spec = text_classifier_spec(text_classifier, name)
-        vocab, shared = spec_vocabulary(spec)
-        num_classes = kwargs.get('num_classes')
-        if num_classes is None or shared:
-            # the model's class list: the head's class count follows it
-            kwargs['num_classes'] = num_classes = len(vocab)
-        elif num_classes != len(vocab):
-            raise ConfigError(
-                f'vocabulary size mismatch: {name} has num_classes={num_classes} but '
-                f'vocabulary {vocab.source!r} has {len(vocab)} classes; the label ids index '
-                f'the vocabulary, so set num_classes={len(vocab)} (or drop it)')
+        kwargs['num_classes'] = num_classes = head_num_classes(name, spec,
+                                                               kwargs.get('num_classes'))
         if kwargs.get('out_channels') not in (None, num_classes):
             raise ConfigError(f'{name}: out_channels={kwargs["out_channels"]} is not supported '
                               '(the text classifier scores every class: one output per class, '
@@ -84,7 +76,7 @@ class TextClassifierHeadMixin:
         self._predict_background = bool(predict_background)
         # The stock Normal(std=0.01) override of conv_seg would also hit the projection and a
         # trainable text tower; the classifier initialises itself.
-        self.init_cfg = _without_conv_seg_override(self.init_cfg)
+        self.init_cfg = without_init_overrides(self.init_cfg, {'conv_seg'})
 
     # -- classes ---------------------------------------------------------------------------
     @property
@@ -138,23 +130,6 @@ class TextClassifierHeadMixin:
         return super().extra_repr() + f', text_classifier_classes={self.conv_seg.num_classes}'
 
 
-def _without_conv_seg_override(init_cfg):
-    if init_cfg is None:
-        return None
-    cfgs = [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg)
-    kept = []
-    for cfg in cfgs:
-        override = cfg.get('override') if isinstance(cfg, dict) else None
-        overrides = override if isinstance(override, (list, tuple)) else [override]
-        rest = [o for o in overrides
-                if not (isinstance(o, dict) and o.get('name') == 'conv_seg')]
-        if override is None:
-            kept.append(cfg)
-        elif rest:
-            kept.append(dict(cfg, override=rest if len(rest) > 1 else rest[0]))
-    return kept or None
-
-
 # -- the convenience types (same construction as text_decode_head) -------------------------
 @register('MODELS', scopes=('mmseg',))
 class TextUPerHead(TextClassifierHeadMixin, UPerHead):
@@ -204,8 +179,4 @@ def TextDecodeHead(base_type: str, **kwargs):  # noqa: N802 - a type name in con
     """Any registered mmseg decode head with the text classifier:
     ``dict(type='TextDecodeHead', base_type='PSAHead', text_classifier=..., **head_args)``."""
     from mmseg.registry import MODELS
-    base = registered_base(MODELS, base_type, 'TextDecodeHead')
-    if not issubclass(base, BaseDecodeHead):
-        raise ConfigError(f'TextDecodeHead: {base_type!r} is not an mmseg decode head '
-                          '(a BaseDecodeHead subclass)')
-    return text_decode_head(base)(**kwargs)
+    return text_variant_of(MODELS, base_type, 'TextDecodeHead', text_decode_head)(**kwargs)

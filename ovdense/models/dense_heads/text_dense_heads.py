@@ -34,9 +34,9 @@ from mmengine.model import BaseModule, bias_init_with_prob
 
 from ...registry import register
 from ...text import TextCosineClassifier
-from ...text.classifier import reading_component, spec_vocabulary, text_classifier_spec
+from ...text.classifier import head_num_classes, reading_component, text_classifier_spec
 from ...utils.cli import ConfigError
-from ..text_variants import registered_base, text_variant
+from ..text_variants import text_variant, text_variant_of, without_init_overrides
 
 # the prior probability of the stock heads' classification bias (focal-loss style)
 PRIOR_PROB = 0.01
@@ -89,15 +89,7 @@ class TextDenseHeadMixin:
                  cls_embed_channels: Optional[int] = None, **kwargs):
         name = type(self).__name__
         spec = text_classifier_spec(text_classifier, name)
-        vocab, shared = spec_vocabulary(spec)
-        num_classes = kwargs.get('num_classes')
-        if num_classes is None or shared:
-            kwargs['num_classes'] = len(vocab)
-        elif num_classes != len(vocab):
-            raise ConfigError(
-                f'vocabulary size mismatch: {name} has num_classes={num_classes} but '
-                f'vocabulary {vocab.source!r} has {len(vocab)} classes; the label ids index '
-                f'the vocabulary, so set num_classes={len(vocab)} (or drop it)')
+        kwargs['num_classes'] = head_num_classes(name, spec, kwargs.get('num_classes'))
         super().__init__(*args, **kwargs)
         convs = list(self._classification_convs())
         if not convs:
@@ -109,8 +101,8 @@ class TextDenseHeadMixin:
         if self.cls_out_channels == self.num_classes:  # sigmoid scores: the usual prior
             spec.setdefault('logit_bias', bias_init_with_prob(PRIOR_PROB))
         self._text_cls_paths = self._replace(convs, spec, cls_embed_channels)
-        self.init_cfg = _without_overrides(self.init_cfg, {p.split('.')[0]
-                                                           for p in self._text_cls_paths})
+        self.init_cfg = without_init_overrides(self.init_cfg, {p.split('.')[0]
+                                                               for p in self._text_cls_paths})
 
     # -- classes ---------------------------------------------------------------------------
     @property
@@ -126,10 +118,6 @@ class TextDenseHeadMixin:
     @property
     def _num_priors(self) -> int:
         return getattr(self, 'num_base_priors', 1)
-
-    @property
-    def text_classifiers(self) -> List[TextCosineClassifier]:
-        return [m.classifier for m in self.modules() if isinstance(m, PriorTextClassifier)]
 
     # -- construction ----------------------------------------------------------------------
     def _classification_convs(self) -> Iterator[Tuple[str, nn.Conv2d]]:
@@ -167,23 +155,6 @@ class TextDenseHeadMixin:
                 module.classifier.init_weights()
 
 
-def _without_overrides(init_cfg, names) -> Optional[List[Dict]]:
-    """``init_cfg`` without its overrides of the replaced convs (a Normal init of the whole
-    classifier would also overwrite a pretrained text tower)."""
-    if init_cfg is None:
-        return None
-    kept = []
-    for cfg in [init_cfg] if isinstance(init_cfg, dict) else list(init_cfg):
-        override = cfg.get('override') if isinstance(cfg, dict) else None
-        overrides = override if isinstance(override, (list, tuple)) else [override]
-        rest = [o for o in overrides if not (isinstance(o, dict) and o.get('name') in names)]
-        if override is None:
-            kept.append(cfg)
-        elif rest:
-            kept.append(dict(cfg, override=rest if len(rest) > 1 else rest[0]))
-    return kept or None
-
-
 _TEXT_HEADS: Dict[type, type] = {}
 
 
@@ -202,12 +173,7 @@ def TextDenseHead(base_type: str, **kwargs):  # noqa: N802 - a type name in conf
     """Any registered mmdet dense head with the text classifier:
     ``dict(type='TextDenseHead', base_type='TOODHead', text_classifier=..., **head_args)``."""
     from mmdet.registry import MODELS
-    base = registered_base(MODELS, base_type, 'TextDenseHead')
-    try:
-        head_class = text_dense_head(base)
-    except TypeError as err:
-        raise ConfigError(f'TextDenseHead: base_type={base_type!r}: {err}') from None
-    return head_class(**kwargs)
+    return text_variant_of(MODELS, base_type, 'TextDenseHead', text_dense_head)(**kwargs)
 
 
 def _convenience_type(base: type) -> type:

@@ -27,7 +27,7 @@ from ... import checkpoints as ckpt_lib
 from ...registry import register
 from ...text import TextCosineClassifier, Vocabulary
 from ...text.class_selection import select_classes
-from ...text.classifier import spec_vocabulary, text_classifier_spec
+from ...text.classifier import head_num_classes, spec_vocabulary, text_classifier_spec
 from ...utils.cli import ConfigError
 from ...utils.io import OvdenseFileError
 
@@ -61,14 +61,8 @@ class TextI3DHead(I3DHead):
         if in_channels is None:
             raise ConfigError(f'{name} needs in_channels (the backbone\'s output channels)')
         spec = self._classifier_spec(text_classifier, projection_checkpoint)
+        num_classes = head_num_classes(name, spec, num_classes)
         vocab, shared = spec_vocabulary(spec)
-        if num_classes is None or shared:  # a shared class list: the head follows it
-            num_classes = len(vocab)
-        elif num_classes != len(vocab):
-            raise ConfigError(
-                f'vocabulary size mismatch: {name} has num_classes={num_classes} but '
-                f'vocabulary {vocab.source!r} has {len(vocab)} classes; the label ids index '
-                f'the vocabulary, so set num_classes={len(vocab)} (or drop it)')
         train_vocab = None
         if train_classes is not None:
             if spec.get('embeddings_file') or shared:

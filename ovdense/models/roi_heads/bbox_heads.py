@@ -20,6 +20,7 @@ from mmengine.structures import InstanceData
 
 from ...registry import register
 from ...text.classifier import spec_vocabulary, text_classifier_spec
+from ..text_variants import without_init_overrides
 from .postprocess import (keep_top_scores, nms_pairs, pair_boxes, scored_pairs,
                           scored_pairs_of_rows)
 
@@ -39,8 +40,7 @@ class TextClassifierMixin:
         kwargs['cls_predictor_cfg'] = dict(spec, type='TextCosineClassifier')
         super().__init__(*args, **kwargs)
         # The stock Normal(0.01) override of fc_cls would also hit a trainable text tower.
-        self.init_cfg = [cfg for cfg in (self.init_cfg or [])
-                         if _override_name(cfg) != 'fc_cls']
+        self.init_cfg = without_init_overrides(self.init_cfg, {'fc_cls'})
         # A loss that scores a sampled subset of classes per step (federated) needs only
         # those classes' prompts encoded by a jointly trained tower: see loss().
         self.fc_cls.encode_scored_classes_only = bool(
@@ -142,11 +142,6 @@ class _Embedder(torch.nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.embed(features)
-
-
-def _override_name(init_cfg: Dict):
-    override = init_cfg.get('override') if isinstance(init_cfg, dict) else None
-    return override.get('name') if isinstance(override, dict) else None
 
 
 @register('MODELS', scopes=('mmdet',))
