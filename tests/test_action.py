@@ -375,6 +375,31 @@ def test_end_to_end_train_test_and_other_vocabulary(action_run):
 
 
 @pytest.mark.slow
+def test_end_to_end_vision_proxies_from_a_video_list(action_run, tmp_path):
+    """tools/learn_vision_proxies.py over the unlabeled training clips of a list file (its
+    labels are never read), then tools/test.py with the proxies."""
+    from ovdense.text import load_classifier_file
+    root = action_run['root']
+    listing = osp.join(action_run['paths']['root'], 'videos', 'train_list.txt')
+    out = tmp_path / 'proxies.npy'
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        assert load_tool('learn_vision_proxies').main(
+            [osp.join(REPO, DEMO_CONFIG), action_run['checkpoint'], '--images', listing,
+             '--out', str(out), '--iters', '20']) == 0
+    finally:
+        os.chdir(cwd)
+    vocab = action_run['paths']['vocab_action']
+    names = [c['name'] for c in json.load(open(vocab))['classes']]
+    _, meta = load_classifier_file(str(tmp_path / 'proxies.pt'), 7, names=names)
+    assert meta['measured']['inputs'] == 7 and meta['measured']['features'] == 7
+    assert _test(action_run, '--work-dir', 'test_proxies', '--vocab', vocab,
+                 '--vocab-embeddings', str(out), '--cfg-options', *TEST_OPTIONS) == 0
+    assert 'acc/top1' in _metrics(str(root / 'test_proxies'))
+
+
+@pytest.mark.slow
 def test_end_to_end_unreadable_video_names_the_file(action_run, capsys):
     root = action_run['root']
     videos = osp.join(action_run['paths']['root'], 'videos')

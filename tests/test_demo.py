@@ -45,3 +45,21 @@ def test_short_demo_runs_end_to_end(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2
     assert 'metrics need the dataset' in refused.stderr.strip().splitlines()[-1]
+
+    # InMaP proxies from the unlabeled training images, then tested as the classifier file
+    proxies = tmp_path / 'proxies.npy'
+    learned = subprocess.run(
+        [sys.executable, 'tools/learn_vision_proxies.py', 'configs/demo/' + DEMO_CONFIG_NAME,
+         str(checkpoint), '--images', str(tmp_path / 'data' / 'lvis' / 'train2017'),
+         '--out', str(proxies), '--min-foreground', '0', '--iters', '20',
+         '--cfg-options', *data_options(str(tmp_path / 'data'))],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert learned.returncode == 0, learned.stderr[-3000:]
+    assert f'from {24 * 16} features of 24 inputs' in learned.stdout
+    tested = subprocess.run(
+        [sys.executable, 'tools/test.py', 'configs/demo/' + DEMO_CONFIG_NAME, str(checkpoint),
+         '--vocab', str(tmp_path / 'data' / 'vocab_det.json'), '--vocab-embeddings',
+         str(proxies), '--work-dir', str(tmp_path / 'proxies'),
+         '--cfg-options', *data_options(str(tmp_path / 'data'))],
+        cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert tested.returncode == 0, tested.stderr[-3000:]

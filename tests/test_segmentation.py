@@ -19,6 +19,8 @@ from ovdense.models.decode_heads import TextUPerHead, text_decode_head
 from ovdense.testing import tiny_text_tower_cfg
 from ovdense.testing.configs import (REPO, load_tool, parameters_without_gradient,
                                      shipped_configs, shrink_config, tiny_icar_checkpoint)
+from ovdense.utils.cli import ConfigError
+from ovdense.utils.io import OvdenseFileError
 
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
                        'upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py')
@@ -373,6 +375,52 @@ def test_end_to_end_train_test_and_other_vocabulary(demo_run):
         os.chdir(cwd)
     drawing = np.asarray(Image.open(glob.glob(str(out_dir / '*.png'))[0]))
     assert drawing.shape[0] >= 160 and drawing.shape[1] > 160  # image + legend panel
+
+
+def _learn_proxies(demo_run, *args):
+    cwd = os.getcwd()
+    os.chdir(demo_run['root'])
+    try:
+        return load_tool('learn_vision_proxies').main(
+            [DEMO_CONFIG, demo_run['checkpoint'], '--iters', '20', '--per-image', '16', *args])
+    finally:
+        os.chdir(cwd)
+
+
+def test_end_to_end_vision_proxies(demo_run, tmp_path):
+    """tools/learn_vision_proxies.py on the unlabeled training images, then tools/test.py
+    with the proxies as the classifier file."""
+    from ovdense.text import load_classifier_file
+    training = osp.join(demo_run['paths']['ade_root'], 'images', 'training')
+    vocab = demo_run['paths']['vocab_seg']
+    names = [c['name'] for c in json.load(open(vocab))['classes']]
+    out = tmp_path / 'proxies.npy'
+    assert _learn_proxies(demo_run, '--images', training, '--out', str(out)) == 0
+    proxies, meta = load_classifier_file(str(tmp_path / 'proxies.pt'), len(names), 64, names)
+    assert torch.equal(proxies, load_classifier_file(str(out), len(names))[0])
+    assert meta['measured']['inputs'] == 6 and meta['measured']['features'] == 6 * 16
+    assert meta['checkpoint'] == demo_run['checkpoint'] and meta['options']['iters'] == 20
+    options = ['--cfg-options', *demo_run['test_options']]
+    assert _test(demo_run, '--work-dir', 'test_proxies', '--vocab', vocab,
+                 '--vocab-embeddings', str(out), *options) == 0
+    assert 'mIoU' in _metrics(str(demo_run['root'] / 'test_proxies'))
+
+    # refusals: one line each, no file written
+    bad = tmp_path / 'bad.npy'
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    with pytest.raises(ConfigError, match='holds no image files'):
+        _learn_proxies(demo_run, '--images', str(empty), '--out', str(bad))
+    with pytest.raises(OvdenseFileError, match='3 class embeddings but the vocabulary has 30'):
+        _learn_proxies(demo_run, '--images', training, '--out', str(bad), '--vocab', vocab,
+                       '--vocab-embeddings', str(_rows(tmp_path, 3)))
+    assert not list(tmp_path.glob('bad.*'))
+
+
+def _rows(tmp_path, count):
+    path = tmp_path / f'rows{count}.npy'
+    np.save(path, np.eye(count, 64, dtype=np.float32))
+    return path
 
 
 def test_end_to_end_bad_input(demo_run):

@@ -8,7 +8,6 @@ Example:
         --vocab lvis_v1 --templates imagenet --out work_dirs/lvis_clip_b32.npy
 """
 import argparse
-import os.path as osp
 import sys
 import time
 
@@ -39,21 +38,10 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def output_stem(out: str) -> str:
-    """OUT without its .npy/.pt suffix. A directory ('DIR/', or one that exists) or a bare
-    suffix ('DIR/.npy') would get hidden files such as 'DIR/.npy': refused."""
-    name = osp.basename(out)
-    if not name or name in ('.npy', '.pt') or osp.isdir(out):
-        from ovdense.utils.cli import ConfigError
-        example = osp.join(out if osp.isdir(out) else osp.dirname(out), 'classifier.npy')
-        raise ConfigError(f'--out {out!r} names a directory, not a file: give a path such as '
-                          f'{example!r} (OUT.npy and OUT.pt are written)')
-    return osp.splitext(out)[0] if out.endswith(('.npy', '.pt')) else out
-
-
 def main(argv=None) -> int:
     args = parse_args(argv)
-    stem = output_stem(args.out)  # before the tower is built
+    from ovdense.utils.cli import classifier_output_stem
+    stem = classifier_output_stem(args.out)  # before the tower is built
     import torch
 
     from ovdense.text import PromptStyle, load_vocabulary, save_classifier_file

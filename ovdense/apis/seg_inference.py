@@ -8,7 +8,7 @@ import numpy as np
 Entry = Tuple[str, Sequence[int], float]  # (name, RGB colour, pixel fraction)
 
 
-def _is_annotation_loader(transform) -> bool:
+def is_annotation_loader(transform) -> bool:
     kind = str(transform.get('type', '')) if isinstance(transform, dict) else ''
     return kind.startswith('Load') and 'Annotation' in kind
 
@@ -29,7 +29,7 @@ def init_segmentor(config, checkpoint: Optional[str] = None, device: str = 'cpu'
                          f'{cfg.get("default_scope")!r}, expected mmseg)')
     if 'test_pipeline' not in cfg:
         raise KeyError(f'{config!r} defines no test_pipeline')
-    cfg.test_pipeline = [t for t in cfg.test_pipeline if not _is_annotation_loader(t)]
+    cfg.test_pipeline = [t for t in cfg.test_pipeline if not is_annotation_loader(t)]
     if checkpoint is not None and not osp.isfile(checkpoint):
         raise FileNotFoundError(f'checkpoint not found: {checkpoint!r}')
     return init_model(cfg, checkpoint, device=device)

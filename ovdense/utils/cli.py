@@ -18,6 +18,19 @@ def check_vocab_args(vocab, vocab_embeddings) -> None:
                           'vocabulary whose classes the file holds, in its order')
 
 
+def classifier_output_stem(out: str) -> str:
+    """OUT without its .npy/.pt suffix, for tools writing a classifier file pair. A directory
+    ('DIR/', or one that exists) or a bare suffix ('DIR/.npy') would get hidden files such as
+    'DIR/.npy': refused."""
+    name = os.path.basename(out)
+    if not name or name in ('.npy', '.pt') or os.path.isdir(out):
+        folder = out if os.path.isdir(out) else os.path.dirname(out)
+        example = os.path.join(folder, 'classifier.npy')
+        raise ConfigError(f'--out {out!r} names a directory, not a file: give a path such as '
+                          f'{example!r} (OUT.npy and OUT.pt are written)')
+    return os.path.splitext(out)[0] if out.endswith(('.npy', '.pt')) else out
+
+
 def user_errors() -> tuple:
     from ..text.vocabulary import VocabularyError
     return (FileNotFoundError, OvdenseFileError, VocabularyError, ConfigError)
