@@ -11,6 +11,8 @@ from ovdense.apis import set_model_vocabulary
 from ovdense.testing import tiny_text_tower_cfg
 from ovdense.testing.configs import (REPO, parameters_without_gradient, shipped_configs,
                                      shrink_config, tiny_icar_checkpoint)
+from ovdense.utils.cli import ConfigError
+
 
 def detection_configs():
     found = shipped_configs('mmdet')
@@ -430,3 +432,45 @@ def test_federated_joint_training_encodes_only_the_scored_classes(tmp_path):
     assert any(n.startswith('fc_cls.own_embeddings.tower') for n in grads)
     for name, grad in reference_grads.items():
         torch.testing.assert_close(grads[name], grad, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_balanced_adapter_starts_as_identity_and_phase_b_trains_only_it(tmp_path):
+    """BALLAD: with adapter_ratio the model predicts what it predicted without the adapter
+    (A = identity; equal up to float rounding); TrainOnlyHook's phase B then changes adapter
+    parameters only."""
+    from types import SimpleNamespace
+
+    from mmengine.optim import build_optim_wrapper
+
+    from ovdense.engine.hooks import TrainOnlyHook
+    plain = _demo_mask_rcnn(tmp_path, 'TextStandardRoIHead')
+    config = osp.join(REPO, 'configs', 'demo',
+                      'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
+    cfg = shrink_config(config, str(tmp_path), vocabulary=','.join(f'c{i}' for i in range(30)))
+    cfg.model.roi_head.mask_head.class_agnostic = False
+    cfg.model.roi_head.bbox_head.text_classifier.adapter_ratio = 0.2
+    adapted = _build(cfg).eval()
+    missing, unexpected = adapted.load_state_dict(plain.state_dict(), strict=False)
+    assert sorted(missing) == ['roi_head.bbox_head.fc_cls.adapter.linear.bias',
+                               'roi_head.bbox_head.fc_cls.adapter.linear.weight']
+    assert not unexpected
+    data = plain.data_preprocessor(_inputs(30, 1), False)
+    with torch.no_grad():
+        before = plain(**data, mode='predict')[0].pred_instances
+        after = adapted(**data, mode='predict')[0].pred_instances
+    assert len(before.labels) > 0
+    for key in before.keys():  # 0.2 f + 0.8 f: equal up to float rounding
+        torch.testing.assert_close(after[key], before[key], rtol=1e-5, atol=1e-6, msg=key)
+
+    adapted.train()
+    TrainOnlyHook(('.adapter.',)).before_train(SimpleNamespace(model=adapted))
+    optim = build_optim_wrapper(adapted, dict(optimizer=dict(type='AdamW', lr=1e-2,
+                                                             weight_decay=0.05)))
+    start = {k: v.clone() for k, v in adapted.state_dict().items()}
+    for _ in range(2):
+        adapted.train_step(_inputs(30, 2), optim)
+    changed = sorted(k for k, v in adapted.state_dict().items() if not torch.equal(v, start[k]))
+    assert changed == ['roi_head.bbox_head.fc_cls.adapter.linear.bias',
+                       'roi_head.bbox_head.fc_cls.adapter.linear.weight']
+    with pytest.raises(ConfigError, match='no parameter name contains'):
+        TrainOnlyHook('.no_such_part.').before_train(SimpleNamespace(model=adapted))

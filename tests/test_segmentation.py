@@ -377,12 +377,12 @@ def test_end_to_end_train_test_and_other_vocabulary(demo_run):
     assert drawing.shape[0] >= 160 and drawing.shape[1] > 160  # image + legend panel
 
 
-def _learn_proxies(demo_run, *args):
+def _learn_proxies(demo_run, *args, config=DEMO_CONFIG):
     cwd = os.getcwd()
     os.chdir(demo_run['root'])
     try:
         return load_tool('learn_vision_proxies').main(
-            [DEMO_CONFIG, demo_run['checkpoint'], '--iters', '20', '--per-image', '16', *args])
+            [config, demo_run['checkpoint'], '--iters', '20', '--per-image', '16', *args])
     finally:
         os.chdir(cwd)
 
@@ -414,6 +414,13 @@ def test_end_to_end_vision_proxies(demo_run, tmp_path):
     with pytest.raises(OvdenseFileError, match='3 class embeddings but the vocabulary has 30'):
         _learn_proxies(demo_run, '--images', training, '--out', str(bad), '--vocab', vocab,
                        '--vocab-embeddings', str(_rows(tmp_path, 3)))
+    stock = tmp_path / 'stock_uperhead.py'  # the demo model with mmseg's linear classifier
+    stock.write_text(f"_base_ = [{DEMO_CONFIG!r}]\n"
+                     "model = dict(auxiliary_head=None, decode_head=dict(_delete_=True, "
+                     "type='UPerHead', in_channels=[32, 64, 128, 256], in_index=[0, 1, 2, 3], "
+                     "channels=64, num_classes=30))\n")
+    with pytest.raises(ConfigError, match='EncoderDecoder has no TextCosineClassifier'):
+        _learn_proxies(demo_run, '--images', training, '--out', str(bad), config=str(stock))
     assert not list(tmp_path.glob('bad.*'))
 
 

@@ -90,7 +90,8 @@ def learn_vision_proxies(features: torch.Tensor, text_proxies: torch.Tensor,
     """(C, D) unit vision proxies from (N, D) target ``features`` and (C, D)
     ``text_proxies``; ``tau_t`` applies when ``options.tau_t`` is None. Returns the proxies
     and what was measured (label shares, cosines to the proxies before and after)."""
-    if features.ndim != 2 or text_proxies.ndim != 2 or features.shape[1] != text_proxies.shape[1]:
+    if (features.ndim != 2 or text_proxies.ndim != 2
+            or features.shape[1] != text_proxies.shape[1]):
         raise ConfigError(f'features {tuple(features.shape)} and text proxies '
                           f'{tuple(text_proxies.shape)} must be (N, D) and (C, D)')
     if features.shape[0] == 0:
@@ -243,8 +244,8 @@ def target_files(images: str, scope: str, max_images: Optional[int] = None) -> L
     else:
         raise FileNotFoundError(f'--images {images!r}: no such directory or list file')
     if not paths:
-        raise ConfigError(f'--images {images!r} holds no {"video" if scope == "mmaction" else "image"}'
-                          f' files ({", ".join(suffixes)})')
+        kind = 'video' if scope == 'mmaction' else 'image'
+        raise ConfigError(f'--images {images!r} holds no {kind} files ({", ".join(suffixes)})')
     return paths[:max_images] if max_images else paths
 
 

@@ -54,6 +54,9 @@ class TextCosineClassifier(BaseModule):
             sigmoid losses, e.g. -4.6), or None.
         projection: bias-free Linear C -> D (iCAR's ``visual_proj``): ``'auto'`` (only when
             C != D), True, or False (then C must equal D).
+        adapter_ratio: r of BALLAD's balanced residual adapter on the projected features,
+            f' = r A(f) + (1 - r) f with A a Linear D -> D that starts as the identity (the
+            model is unchanged until A trains); None (default): no adapter. BALLAD uses 0.2.
     """
 
     def __init__(self, in_features: int, vocabulary=None,
@@ -61,13 +64,15 @@ class TextCosineClassifier(BaseModule):
                  out_features: Optional[int] = None, background: Optional[str] = None,
                  scale: float = 20.0, learn_scale: bool = False, max_scale: float = 100.0,
                  logit_bias: Optional[float] = None, projection: Union[str, bool] = 'auto',
-                 init_cfg=None, **source):
+                 adapter_ratio: Optional[float] = None, init_cfg=None, **source):
         super().__init__(init_cfg=init_cfg)
         self.in_features = in_features
         source, vocab, self.embed_dim = self._embeddings_source(class_embeddings, vocabulary,
                                                                 source)
         self.background = self._resolve_background(background, out_features, vocab)
         self.projection = self._build_projection(projection)
+        self.adapter = None if adapter_ratio is None else ResidualAdapter(self.embed_dim,
+                                                                          adapter_ratio)
         self._build_scale(scale, learn_scale, max_scale)
         self.logit_bias = None if logit_bias is None else nn.Parameter(
             torch.tensor(float(logit_bias)))
@@ -174,6 +179,8 @@ class TextCosineClassifier(BaseModule):
         # A host head's init_cfg may override everything under fc_cls; the owned component,
         # a child, then restores itself (a trainable tower back to its pretrained state).
         super().init_weights()
+        if self.adapter is not None:  # an init_cfg over the classifier must not move it
+            self.adapter.reset_to_identity()
         self._weights_cache = None
 
     def set_vocabulary(self, vocabulary, embeddings_file: Optional[str] = None) -> None:
@@ -198,7 +205,10 @@ class TextCosineClassifier(BaseModule):
         Normalised in float32: under fp16 autocast the squared norm of small features
         underflows and F.normalize's eps (1e-12) is 0 in fp16, so zero features gave NaN.
         """
-        return F.normalize(self.projection(features).float(), dim=-1) * self.scale
+        projected = self.projection(features)
+        if self.adapter is not None:
+            projected = self.adapter(projected)
+        return F.normalize(projected.float(), dim=-1) * self.scale
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Logits of embedded features ``x`` (:meth:`embed`) against the current weights."""
@@ -296,6 +306,31 @@ class TextCosineClassifier(BaseModule):
         shared = '' if self.owns_embeddings else ', class_embeddings=shared'
         return (f'in_features={self.in_features}, classes={self.num_classes}, '
                 f'dim={self.embed_dim}, background={self.background}{shared}')
+
+
+class ResidualAdapter(nn.Module):
+    """BALLAD's balanced adapter (Ma et al., "A Simple Long-Tail Recognition Baseline via
+    Vision-Language Model"): f' = r A(f) + (1 - r) f, A a Linear D -> D set to the identity, so
+    that f' = f until phase B trains it on class-balanced data."""
+
+    def __init__(self, dim: int, ratio: float):
+        super().__init__()
+        if not 0 < ratio <= 1:
+            raise ValueError(f'adapter_ratio must be in (0, 1], got {ratio}')
+        self.ratio = float(ratio)
+        self.linear = nn.Linear(dim, dim)
+        self.reset_to_identity()
+
+    def reset_to_identity(self) -> None:
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.eye(self.linear.in_features))
+            self.linear.bias.zero_()
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.ratio * self.linear(features) + (1 - self.ratio) * features
+
+    def extra_repr(self) -> str:
+        return f'ratio={self.ratio}'
 
 
 def _rename_legacy_tower_keys(state_dict, prefix, *args) -> None:

@@ -1,6 +1,6 @@
 from ...compat import import_mmaction
 from .runtime_hooks import (CheckpointMatchHook, DetVocabularyCheckHook, ExactResumeHook,
-                            OpenVocabularyHook, normalised_names)
+                            OpenVocabularyHook, TrainOnlyHook, normalised_names)
 from .segmentation_hooks import OVSegVisualizationHook, SegVocabularyCheckHook
 
 if import_mmaction() is not None:
@@ -10,4 +10,4 @@ else:  # pragma: no cover - mmaction2 not installed (extra "action")
 
 __all__ = ['ActionVocabularyCheckHook', 'CheckpointMatchHook', 'DetVocabularyCheckHook',
            'ExactResumeHook', 'OVSegVisualizationHook', 'OpenVocabularyHook',
-           'SegVocabularyCheckHook', 'normalised_names']
+           'SegVocabularyCheckHook', 'TrainOnlyHook', 'normalised_names']

@@ -102,6 +102,33 @@ class _ReseedingIterator:
 
 
 @register('HOOKS')
+class TrainOnlyHook(Hook):
+    """Trains only the parameters whose names contain one of ``names`` (e.g. BALLAD's phase B:
+    ``names=('.adapter.',)``); every other parameter gets ``requires_grad=False`` before the
+    first step, so the optimizer never moves it (a frozen parameter has no gradient, hence no
+    update and no weight decay). Refuses a pattern list that matches no parameter."""
+    priority = 'VERY_HIGH'
+
+    def __init__(self, names=('.adapter.',)):
+        self.names = (names,) if isinstance(names, str) else tuple(names)
+
+    def before_train(self, runner) -> None:
+        model = getattr(runner.model, 'module', runner.model)
+        trained = []
+        for name, parameter in model.named_parameters():
+            keep = any(pattern in name for pattern in self.names)
+            parameter.requires_grad_(keep)
+            if keep:
+                trained.append(name)
+        if not trained:
+            raise ConfigError(f'TrainOnlyHook: no parameter name contains any of {self.names}; '
+                              'e.g. the text classifiers need adapter_ratio for \'.adapter.\'')
+        print_log(f'TrainOnlyHook: training {len(trained)} parameter tensors '
+                  f'({sum(model.get_parameter(n).numel() for n in trained)} values), '
+                  'everything else frozen', logger='current')
+
+
+@register('HOOKS')
 class ExactResumeHook(Hook):
     """An interrupted run resumed with ``--resume`` continues exactly as the uninterrupted
     run would have: same batches, same random draws, same weights.
