@@ -31,7 +31,9 @@ def parse_args(argv=None):
     parser.add_argument('--min-foreground', type=float, default=0.9,
                         help='features whose foreground score is lower are not used')
     parser.add_argument('--max-images', type=int, default=None)
-    parser.add_argument('--max-features', type=int, default=200_000)
+    parser.add_argument('--max-features', type=int, default=None,
+                        help='random subset of the features used (default: 25M / classes, at '
+                             'most 200,000: the method holds N x classes matrices)')
     parser.add_argument('--batch-size', type=int, default=4)
     parser.add_argument('--tau-t', type=float, default=None,
                         help='text temperature of the pseudo-labels (default: 1 / the '

@@ -29,6 +29,9 @@ import torch.nn.functional as F
 from ..text import TextCosineClassifier
 from ..utils.cli import ConfigError
 
+# The method holds a few N x C matrices (features x classes): the default feature count keeps
+# one at 25M values (200 MB in float64), at most 200,000 features.
+PLAN_VALUES, MAX_FEATURES = 25_000_000, 200_000
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm')
 
@@ -84,20 +87,27 @@ def balanced_pseudo_labels(features: torch.Tensor, text_proxies: torch.Tensor, t
     return plan * n
 
 
+def default_max_features(num_classes: int) -> int:
+    return min(MAX_FEATURES, max(1000, PLAN_VALUES // max(num_classes, 1)))
+
+
 def learn_vision_proxies(features: torch.Tensor, text_proxies: torch.Tensor,
-                         options: ProxyOptions = ProxyOptions(), tau_t: float = 0.05
-                         ) -> Tuple[torch.Tensor, Dict]:
-    """(C, D) unit vision proxies from (N, D) target ``features`` and (C, D)
-    ``text_proxies``; ``tau_t`` applies when ``options.tau_t`` is None. Returns the proxies
-    and what was measured (label shares, cosines to the proxies before and after)."""
+                         options: ProxyOptions = ProxyOptions(), tau_t: float = 0.05,
+                         device=None) -> Tuple[torch.Tensor, Dict]:
+    """(C, D) unit vision proxies (on the CPU) from (N, D) target ``features`` and (C, D)
+    ``text_proxies``, computed in float64 on ``device`` (default: the features'): the step
+    halving compares gradient norms, so rounding would change the path; ``tau_t``
+    applies when ``options.tau_t`` is None. Returns the proxies and what was measured (label
+    shares, cosines to the proxies before and after)."""
     if (features.ndim != 2 or text_proxies.ndim != 2
             or features.shape[1] != text_proxies.shape[1]):
         raise ConfigError(f'features {tuple(features.shape)} and text proxies '
                           f'{tuple(text_proxies.shape)} must be (N, D) and (C, D)')
     if features.shape[0] == 0:
         raise ConfigError('no target features to learn vision proxies from')
-    x = F.normalize(features.double(), dim=1)
-    text = F.normalize(text_proxies.double(), dim=1)
+    device = features.device if device is None else torch.device(device)
+    x = F.normalize(features.to(device, torch.float64), dim=1)
+    text = F.normalize(text_proxies.to(device, torch.float64), dim=1)
     tau_t = options.tau_t or tau_t
     labels = balanced_pseudo_labels(x, text, tau_t, options.sinkhorn_iters, options.gamma)
     confidence, winner = labels.max(1)
@@ -115,7 +125,7 @@ def learn_vision_proxies(features: torch.Tensor, text_proxies: torch.Tensor,
         cosine_to_text_proxy=float((x * text[winner]).sum(1).mean()),
         cosine_to_vision_proxy=float((x * proxies[winner]).sum(1).mean()),
         changed_argmax=float(((x @ proxies.t()).argmax(1) != text_winner).double().mean()))
-    return proxies.float(), stats
+    return proxies.float().cpu(), stats
 
 
 def _descend(x: torch.Tensor, start: torch.Tensor, labels: torch.Tensor,
@@ -324,12 +334,13 @@ def learn_proxies_from_images(cfg, checkpoint: str, images: str, vocabulary=None
                               embeddings_file: Optional[str] = None,
                               options: ProxyOptions = ProxyOptions(), per_image: int = 16,
                               min_foreground: float = 0.9, max_images: Optional[int] = None,
-                              max_features: Optional[int] = 200_000, batch_size: int = 4,
+                              max_features: Optional[int] = None, batch_size: int = 4,
                               device: str = 'cpu', seed: int = 0, progress: bool = True
                               ) -> Tuple[torch.Tensor, Dict]:
     """InMaP for the model of ``cfg`` (mmdet, mmseg or mmaction) and ``checkpoint`` over the
     unlabeled ``images`` (see :func:`target_files`); ``vocabulary`` (with an optional
-    ``embeddings_file``) replaces the model's classes first. Returns the (C, D) proxies and
+    ``embeddings_file``) replaces the model's classes first. ``max_features`` None:
+    :func:`default_max_features` of the class count. Returns the (C, D) proxies and
     the metadata a classifier file stores (class names, provenance, what was measured)."""
     from .vocabulary import set_model_vocabulary
     scope = cfg.default_scope
@@ -338,6 +349,7 @@ def learn_proxies_from_images(cfg, checkpoint: str, images: str, vocabulary=None
     text_classifiers_of(model)  # refuses a model without one before any image is read
     if vocabulary is not None:
         set_model_vocabulary(model, vocabulary, embeddings_file)
+    max_features = max_features or default_max_features(text_classifiers_of(model)[0].num_classes)
     features, seen, ran = collect_features(model, paths, test_pipeline_of(cfg, scope), scope,
                                       batch_size, per_image, min_foreground, max_features,
                                       seed, progress)
@@ -348,7 +360,7 @@ def learn_proxies_from_images(cfg, checkpoint: str, images: str, vocabulary=None
         raise ConfigError(f'none of the {seen} features the model embedded over {len(paths)} '
                           f'input(s) reached --min-foreground {min_foreground}: lower it')
     proxies, stats = learn_vision_proxies(features, text, options,
-                                          tau_t=1.0 / float(classifier.scale))
+                                          tau_t=1.0 / float(classifier.scale), device=device)
     stats.update(inputs=len(paths), embedded_rows=seen)
     metadata = dict(class_names=list(classifier.vocabulary.names),
                     method='InMaP vision proxies (ovdense.apis.vision_proxies)',
