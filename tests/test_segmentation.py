@@ -377,6 +377,34 @@ def test_end_to_end_train_test_and_other_vocabulary(demo_run):
     assert drawing.shape[0] >= 160 and drawing.shape[1] > 160  # image + legend panel
 
 
+def test_end_to_end_test_time_augmentation(demo_run, tmp_path):
+    """tools/test.py --tta: mmseg's SegTTAModel around the text segmentor (two scales x flip)
+    gives a full-size mIoU; a config without tta_pipeline is refused with one line."""
+    tta = tmp_path / 'demo_tta.py'
+    tta.write_text(f"_base_ = [{DEMO_CONFIG!r}]\n"
+                   "tta_pipeline = [dict(type='LoadImageFromFile'), dict(type='TestTimeAug', "
+                   "transforms=[[dict(type='Resize', scale=(160, 160), keep_ratio=True), "
+                   "dict(type='Resize', scale=(200, 200), keep_ratio=True)], "
+                   "[dict(type='RandomFlip', prob=0.0, direction='horizontal'), "
+                   "dict(type='RandomFlip', prob=1.0, direction='horizontal')], "
+                   "[dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])]\n")
+    options = ['--cfg-options', *demo_run['test_options']]
+    cwd = os.getcwd()
+    os.chdir(demo_run['root'])
+    try:
+        from mmseg.visualization import SegLocalVisualizer
+        SegLocalVisualizer._instance_dict.pop('visualizer', None)
+        assert load_tool('test').main([str(tta), demo_run['checkpoint'], '--tta',
+                                       '--work-dir', 'test_tta', *options]) == 0
+        with pytest.raises(ConfigError, match='defines no tta_model / tta_pipeline'):
+            load_tool('test').main([DEMO_CONFIG, demo_run['checkpoint'], '--tta',
+                                    '--work-dir', 'test_no_tta', *options])
+    finally:
+        os.chdir(cwd)
+    metrics = _metrics(str(demo_run['root'] / 'test_tta'))
+    assert 0.0 <= metrics['mIoU'] <= 100.0
+
+
 def _learn_proxies(demo_run, *args, config=DEMO_CONFIG):
     cwd = os.getcwd()
     os.chdir(demo_run['root'])
