@@ -8,7 +8,7 @@ import torch.nn.functional as F
 
 from ovdense.apis.vision_proxies import (EmbeddedFeatureTap, ProxyOptions,
                                          balanced_pseudo_labels, default_max_features,
-                                         learn_vision_proxies, target_files,
+                                         learn_vision_proxies, proxies_problem, target_files,
                                          text_classifiers_of, text_proxies_of)
 from ovdense.text import TextCosineClassifier
 from ovdense.utils.cli import ConfigError
@@ -177,3 +177,9 @@ def test_default_feature_count_bounds_the_features_x_classes_matrices():
     assert default_max_features(30) == 200_000  # the cap
     assert default_max_features(1203) == 20_781  # LVIS: 25M values
     assert default_max_features(10 ** 6) == 1000  # the floor
+
+
+def test_proxies_that_leave_the_features_get_a_warning():
+    assert proxies_problem(dict(cosine_to_vision_proxy=0.4, cosine_to_text_proxy=0.6)) is None
+    problem = proxies_problem(dict(cosine_to_vision_proxy=-0.13, cosine_to_text_proxy=0.19))
+    assert '-0.13 (0.19 to the text proxies)' in problem and '--text-weight' in problem

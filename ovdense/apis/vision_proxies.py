@@ -19,6 +19,7 @@ else, a background embedding included, stays the model's.
 """
 import glob
 import os.path as osp
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -125,7 +126,21 @@ def learn_vision_proxies(features: torch.Tensor, text_proxies: torch.Tensor,
         cosine_to_text_proxy=float((x * text[winner]).sum(1).mean()),
         cosine_to_vision_proxy=float((x * proxies[winner]).sum(1).mean()),
         changed_argmax=float(((x @ proxies.t()).argmax(1) != text_winner).double().mean()))
+    problem = proxies_problem(stats)
+    if problem:
+        warnings.warn(problem)
     return proxies.float().cpu(), stats
+
+
+def proxies_problem(stats: Dict) -> Optional[str]:
+    """A warning when the features end no closer to their proxies than to a random direction:
+    every class logit then falls against the model's background (or sigmoid bias), and
+    detections vanish (measured on the demo CondInst)."""
+    if stats['cosine_to_vision_proxy'] > 0:
+        return None
+    return (f'vision proxies: the features\' mean cosine to the proxy of their label is '
+            f'{stats["cosine_to_vision_proxy"]:.2f} ({stats["cosine_to_text_proxy"]:.2f} to the '
+            'text proxies): expect few or no detections; raise text_weight (--text-weight)')
 
 
 def _descend(x: torch.Tensor, start: torch.Tensor, labels: torch.Tensor,
