@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     stem = classifier_output_stem(args.out)  # before the tower is built
     import torch
 
-    from ovdense.text import PromptStyle, load_vocabulary, save_classifier_file
+    from ovdense.text import PromptStyle, load_vocabulary, save_classifier_pair
     from ovdense.text.embeddings import (EmbeddingCache, FrozenTextEmbedder,
                                          describe_embeddings)
 
@@ -60,8 +60,7 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - start
     metadata = describe_embeddings(vocabulary, style, embedder.tower)
     metadata.update(vocabulary=vocabulary.source, checkpoint=args.checkpoint)
-    for path in (stem + '.npy', stem + '.pt'):
-        save_classifier_file(path, embeddings, metadata)
+    save_classifier_pair(stem, embeddings, metadata)
     print(f'{len(vocabulary)} classes x {len(style.templates)} templates -> '
           f'{tuple(embeddings.shape)} in {elapsed:.1f} s'
           f'{" (cache " + cache_path + ")" if cache_path else ""}\n'

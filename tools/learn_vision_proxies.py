@@ -12,12 +12,17 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import fields
 
 from mmengine.config import DictAction
 
+from ovdense.apis.vision_proxies import (MIN_FOREGROUND, PER_IMAGE, ProxyOptions,
+                                         learn_proxies_from_images)
+
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument('config', help='mmdet, mmseg or mmaction config of the model')
     parser.add_argument('checkpoint', help='trained checkpoint')
     parser.add_argument('--images', required=True,
@@ -26,29 +31,19 @@ def parse_args(argv=None):
     parser.add_argument('--out', required=True, help='OUT.npy and OUT.pt are written')
     parser.add_argument('--vocab', help='classes to learn proxies for (default: the model\'s)')
     parser.add_argument('--vocab-embeddings', help='text classifier file for --vocab')
-    parser.add_argument('--per-image', type=int, default=16,
+    parser.add_argument('--per-image', type=int, default=PER_IMAGE,
                         help='features kept per image (RoIs, pixels, anchors or clips)')
-    parser.add_argument('--min-foreground', type=float, default=0.9,
+    parser.add_argument('--min-foreground', type=float, default=MIN_FOREGROUND,
                         help='features whose foreground score is lower are not used')
     parser.add_argument('--max-images', type=int, default=None)
     parser.add_argument('--max-features', type=int, default=None,
                         help='random subset of the features used (default: 25M / classes, at '
                              'most 200,000: the method holds N x classes matrices)')
     parser.add_argument('--batch-size', type=int, default=4)
-    parser.add_argument('--tau-t', type=float, default=None,
-                        help='text temperature of the pseudo-labels (default: 1 / the '
-                             'classifier\'s scale)')
-    parser.add_argument('--tau-i', type=float, default=0.04, help='proxy temperature')
-    parser.add_argument('--sinkhorn-iters', type=int, default=20)
-    parser.add_argument('--gamma', type=float, default=0.0,
-                        help='0: equal class shares; > 0: shares ~ predicted mass ** gamma')
-    parser.add_argument('--alpha', type=float, default=0.6,
-                        help='pseudo-labels above this probability become one-hot')
-    parser.add_argument('--iters', type=int, default=2000)
-    parser.add_argument('--lr', type=float, default=10.0)
-    parser.add_argument('--text-weight', type=float, default=0.5,
-                        help='mix the text proxies back in: normalise((1 - w) vision + w text); '
-                             '0: vision proxies only')
+    for option in fields(ProxyOptions):  # InMaP's settings, with their defaults and help
+        parser.add_argument('--' + option.name.replace('_', '-'),
+                            type=int if option.type is int else float,
+                            default=option.default, help=option.metadata['help'])
     parser.add_argument('--device', default='cpu')
     parser.add_argument('--seed', type=int, default=0)
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
@@ -61,14 +56,9 @@ def main(argv=None) -> int:
     from ovdense.utils.cli import check_vocab_args, classifier_output_stem
     stem = classifier_output_stem(args.out)
     check_vocab_args(args.vocab, args.vocab_embeddings)
-    import ovdense  # noqa: F401  registers the ovdense components
-    from ovdense.apis.vision_proxies import ProxyOptions, learn_proxies_from_images
-    from ovdense.text import save_classifier_file
+    from ovdense.text import save_classifier_pair
     from ovdense.utils.launch import load_config
-    options = ProxyOptions(tau_t=args.tau_t, tau_i=args.tau_i,
-                           sinkhorn_iters=args.sinkhorn_iters, gamma=args.gamma,
-                           alpha=args.alpha, iters=args.iters, lr=args.lr,
-                           text_weight=args.text_weight)
+    options = ProxyOptions(**{o.name: getattr(args, o.name) for o in fields(ProxyOptions)})
     cfg = load_config(args.config, args.cfg_options)
     start = time.perf_counter()
     proxies, metadata = learn_proxies_from_images(
@@ -78,8 +68,7 @@ def main(argv=None) -> int:
         max_features=args.max_features, batch_size=args.batch_size, device=args.device,
         seed=args.seed)
     metadata['config'] = args.config
-    for path in (stem + '.npy', stem + '.pt'):
-        save_classifier_file(path, proxies, metadata)
+    save_classifier_pair(stem, proxies, metadata)
     measured = metadata['measured']
     print(json.dumps({k: v for k, v in measured.items() if k != 'label_shares'}))
     print(f'{tuple(proxies.shape)} vision proxies from {measured["features"]} features of '

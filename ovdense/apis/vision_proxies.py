@@ -20,7 +20,7 @@ else, a background embedding included, stays the model's.
 import glob
 import os.path as osp
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import torch
@@ -29,10 +29,14 @@ import torch.nn.functional as F
 
 from ..text import TextCosineClassifier
 from ..utils.cli import ConfigError
+from .vocabulary import set_model_vocabulary, text_classifiers
 
 # The method holds a few N x C matrices (features x classes): the default feature count keeps
 # one at 25M values (200 MB in float64), at most 200,000 features.
 PLAN_VALUES, MAX_FEATURES = 25_000_000, 200_000
+# Features kept per image and the foreground score they need (measured on the demo detector,
+# README "Vision proxies"): a few confident RoIs per image beat many uncertain ones.
+PER_IMAGE, MIN_FOREGROUND = 16, 0.9
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.tif', '.tiff', '.webp')
 VIDEO_SUFFIXES = ('.mp4', '.avi', '.mkv', '.mov', '.webm')
 
@@ -48,14 +52,20 @@ class ProxyOptions:
     detector, whose text tower was trained jointly with it, pure vision proxies lowered mask
     AP (README, "Vision proxies").
     """
-    tau_t: Optional[float] = None
-    tau_i: float = 0.04
-    sinkhorn_iters: int = 20
-    gamma: float = 0.0
-    alpha: float = 0.6
-    iters: int = 2000
-    lr: float = 10.0
-    text_weight: float = 0.5
+    tau_t: Optional[float] = field(default=None, metadata=dict(
+        help="text temperature of the pseudo-labels (default: 1 / the classifier's scale)"))
+    tau_i: float = field(default=0.04, metadata=dict(help='proxy temperature'))
+    sinkhorn_iters: int = field(default=20, metadata=dict(help='label balancing iterations'))
+    gamma: float = field(default=0.0, metadata=dict(
+        help='0: equal class shares; > 0: shares ~ predicted mass ** gamma'))
+    alpha: float = field(default=0.6, metadata=dict(
+        help='pseudo-labels above this probability become one-hot'))
+    iters: int = field(default=2000, metadata=dict(help='gradient steps'))
+    lr: float = field(default=10.0, metadata=dict(help='step size (halved when the gradient '
+                                                       'grows)'))
+    text_weight: float = field(default=0.5, metadata=dict(
+        help='mix the text proxies back in: normalise((1 - w) vision + w text); 0: vision '
+             'proxies only'))
 
     def __post_init__(self):
         for name in ('tau_i', 'lr'):
@@ -173,9 +183,9 @@ class EmbeddedFeatureTap:
     (segmentation pixels, action clips).
     """
 
-    def __init__(self, model: nn.Module, per_image: int = 64, min_foreground: float = 0.5,
-                 seed: int = 0):
-        self.classifiers = [m for m in model.modules() if isinstance(m, TextCosineClassifier)]
+    def __init__(self, model: nn.Module, per_image: int = PER_IMAGE,
+                 min_foreground: float = MIN_FOREGROUND, seed: int = 0):
+        self.classifiers = text_classifiers(model)
         self.per_image, self.min_foreground = per_image, min_foreground
         self.generator = torch.Generator().manual_seed(seed)
         self.images = 1
@@ -242,7 +252,8 @@ def text_proxies_of(classifiers: Sequence[TextCosineClassifier]) -> torch.Tensor
 
 
 def text_classifiers_of(model: nn.Module) -> List[TextCosineClassifier]:
-    classifiers = [m for m in model.modules() if isinstance(m, TextCosineClassifier)]
+    """:func:`~ovdense.apis.text_classifiers`, refusing a model that has none."""
+    classifiers = text_classifiers(model)
     if not classifiers:
         raise ConfigError(f'{type(model).__name__} has no TextCosineClassifier: vision proxies '
                           'replace the class embeddings of a text classifier')
@@ -292,7 +303,8 @@ def batches(paths: Sequence[str], pipeline, scope: str, batch_size: int) -> Iter
 
 
 def collect_features(model: nn.Module, paths: Sequence[str], pipeline, scope: str,
-                     batch_size: int = 4, per_image: int = 64, min_foreground: float = 0.5,
+                     batch_size: int = 4, per_image: int = PER_IMAGE,
+                     min_foreground: float = MIN_FOREGROUND,
                      max_features: Optional[int] = None, seed: int = 0, progress: bool = True
                      ) -> Tuple[torch.Tensor, int, List[TextCosineClassifier]]:
     """(N, D) unit features the model's classifiers embed over ``paths`` (see
@@ -341,14 +353,16 @@ def load_model(cfg, checkpoint: str, device: str = 'cpu') -> nn.Module:
     check_checkpoint(checkpoint)
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
-    load_checkpoint(model, checkpoint, map_location='cpu', logger='silent')
+    # logged like tools/test.py: keys the model and the checkpoint do not share are named
+    load_checkpoint(model, checkpoint, map_location='cpu', logger='current')
     return model.to(device).eval()
 
 
 def learn_proxies_from_images(cfg, checkpoint: str, images: str, vocabulary=None,
                               embeddings_file: Optional[str] = None,
-                              options: ProxyOptions = ProxyOptions(), per_image: int = 16,
-                              min_foreground: float = 0.9, max_images: Optional[int] = None,
+                              options: ProxyOptions = ProxyOptions(),
+                              per_image: int = PER_IMAGE, min_foreground: float = MIN_FOREGROUND,
+                              max_images: Optional[int] = None,
                               max_features: Optional[int] = None, batch_size: int = 4,
                               device: str = 'cpu', seed: int = 0, progress: bool = True
                               ) -> Tuple[torch.Tensor, Dict]:
@@ -357,17 +371,16 @@ def learn_proxies_from_images(cfg, checkpoint: str, images: str, vocabulary=None
     ``embeddings_file``) replaces the model's classes first. ``max_features`` None:
     :func:`default_max_features` of the class count. Returns the (C, D) proxies and
     the metadata a classifier file stores (class names, provenance, what was measured)."""
-    from .vocabulary import set_model_vocabulary
     scope = cfg.default_scope
     paths = target_files(images, scope, max_images)  # before the model is built
     model = load_model(cfg, checkpoint, device)
-    text_classifiers_of(model)  # refuses a model without one before any image is read
+    classifiers = text_classifiers_of(model)  # refused before any image is read
     if vocabulary is not None:
         set_model_vocabulary(model, vocabulary, embeddings_file)
-    max_features = max_features or default_max_features(text_classifiers_of(model)[0].num_classes)
+    max_features = max_features or default_max_features(classifiers[0].num_classes)
     features, seen, ran = collect_features(model, paths, test_pipeline_of(cfg, scope), scope,
-                                      batch_size, per_image, min_foreground, max_features,
-                                      seed, progress)
+                                           batch_size, per_image, min_foreground, max_features,
+                                           seed, progress)
     if not ran:
         raise ConfigError('no text classifier of the model ran on the images')
     classifier, text = ran[0], text_proxies_of(ran)

@@ -5,7 +5,7 @@ from .class_embeddings import (ClassEmbeddings, FileClassEmbeddings,
                                TrainedTowerClassEmbeddings, random_class_embeddings)
 from .classifier import TextCosineClassifier
 from .embeddings import (EmbeddingCache, build_class_embeddings, load_classifier_file,
-                         save_classifier_file)
+                         save_classifier_file, save_classifier_pair)
 from .prompts import TEMPLATE_SETS, PromptStyle, load_templates
 from .sharing import WithClassEmbeddings, shared_class_embeddings
 from .towers import TextTower, load_tower_config
@@ -17,7 +17,7 @@ __all__ = [
     'RandomClassEmbeddings', 'TrainedTowerClassEmbeddings', 'WithClassEmbeddings',
     'shared_class_embeddings', 'TextCosineClassifier', 'random_class_embeddings',
     'EmbeddingCache', 'build_class_embeddings', 'load_classifier_file', 'save_classifier_file',
-    'TEMPLATE_SETS', 'PromptStyle', 'load_templates', 'TextTower', 'load_tower_config',
+    'save_classifier_pair',     'TEMPLATE_SETS', 'PromptStyle', 'load_templates', 'TextTower', 'load_tower_config',
     'ClassEntry', 'Vocabulary', 'VocabularyError', 'builtin_names', 'load_vocabulary',
     'novel_class_ids', 'vocabulary_from_lvis_categories'
 ]

@@ -195,6 +195,12 @@ def save_classifier_file(path: str, embeddings: torch.Tensor, metadata: Dict) ->
             torch.save(record, f)
 
 
+def save_classifier_pair(stem: str, embeddings: torch.Tensor, metadata: Dict) -> None:
+    """``STEM.npy`` and ``STEM.pt`` (:func:`save_classifier_file`): what the tools write."""
+    for path in (stem + '.npy', stem + '.pt'):
+        save_classifier_file(path, embeddings, metadata)
+
+
 def embeddings_digest(embeddings: torch.Tensor) -> str:
     """sha256 of the bytes a ``.npy`` of these embeddings holds (float32, little-endian, C)."""
     array = np.ascontiguousarray(embeddings.detach().cpu().float().numpy(), dtype='<f4')
