@@ -24,6 +24,11 @@ PIP=("$PY" -m pip install --disable-pip-version-check --progress-bar off)
 "${PIP[@]}" -q "pip>=23" "setuptools<81" wheel ninja
 
 if ! "$PY" -c "import torch, torchvision, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  # The index's torch is a CUDA build: about 5.6 GB in the venv. Say so before pip fills the disk.
+  free_mb=$(df -Pm "$VENV" | awk 'NR == 2 {print $4}')
+  need_mb=${OVDENSE_MIN_FREE_MB:-7000}
+  [ "${free_mb:-0}" -ge "$need_mb" ] || die "only ${free_mb} MB free under $VENV; \
+torch==$TORCH_VERSION and the build need about $need_mb MB (OVDENSE_MIN_FREE_MB overrides)"
   say "installing torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION"
   idx=(); [ -n "$TORCH_INDEX_URL" ] && idx=(--index-url "$TORCH_INDEX_URL")
   "${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "${idx[@]}"
