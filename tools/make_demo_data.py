@@ -2,10 +2,13 @@
 """Generate the synthetic demo dataset used by ``make demo`` (see ovdense/datasets/demo_data.py).
 
     python tools/make_demo_data.py [--out data/ovdense_demo] [--seed 0] [--force]
+                                   [--profile {open-vocabulary,long-tailed}]
 
-Reuses an existing copy made with the same seed and sizes unless ``--force`` is given.
+Reuses an existing copy made with the same seed, sizes and profile unless ``--force`` is given.
+Also writes the demo text tower's tokenizer and config under ``<out>/text_tower``.
 """
 import argparse
+import json
 import os
 import sys
 import time
@@ -14,7 +17,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from ovdense.datasets.demo_data import (ACTION_CLASSES, DET_CLASSES, NOVEL_CLASSES,  # noqa: E402
-                                        make_demo_data)
+                                        PROFILES, make_demo_data)
+from ovdense.datasets.demo_text import prepare_demo_text_tower  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -24,7 +28,16 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
     parser.add_argument('--force', action='store_true',
                         help='regenerate even if a matching copy exists')
+    parser.add_argument('--profile', choices=PROFILES, default=PROFILES[0],
+                        help="open-vocabulary: novel classes never in training; long-tailed: "
+                        "every class in training, most in 1-100 images (default: %(default)s)")
     return parser.parse_args(argv)
+
+
+def _frequency_counts(vocab_path: str) -> str:
+    with open(vocab_path, encoding='utf-8') as f:
+        classes = json.load(f)['classes']
+    return ', '.join(f"{sum(c['frequency'] == k for c in classes)} '{k}'" for k in 'rcf')
 
 
 def main(argv=None) -> int:
@@ -34,13 +47,20 @@ def main(argv=None) -> int:
         return 2
     start = time.perf_counter()
     try:
-        paths = make_demo_data(args.out, seed=args.seed, force=args.force)
+        paths = make_demo_data(args.out, seed=args.seed, force=args.force,
+                               profile=args.profile)
+        # the demo configs' text tower (tokenizer + config) lives beside the data
+        paths['text_tower'] = prepare_demo_text_tower(paths['root'])
     except FileExistsError as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
     print(f'demo data ready in {time.perf_counter() - start:.1f}s at {paths["root"]}')
-    print(f'  {len(DET_CLASSES)} object classes, novel (no training boxes): '
-          f'{", ".join(NOVEL_CLASSES)}')
+    if args.profile == 'open-vocabulary':
+        print(f'  {len(DET_CLASSES)} object classes, novel (no training boxes): '
+              f'{", ".join(NOVEL_CLASSES)}')
+    else:
+        print(f'  {len(DET_CLASSES)} object classes, all in training; LVIS frequencies: '
+              f'{_frequency_counts(paths["vocab_det"])}')
     print(f'  {len(ACTION_CLASSES)} action classes: {", ".join(ACTION_CLASSES)}')
     for key in sorted(paths):
         if key != 'root':

@@ -13,8 +13,12 @@ tasks are written under one root, in the on-disk formats the OpenMMLab loaders e
     vocab_{det,seg,action}.json                  ovdense vocabulary files, in label order
     manifest.json                                version, seed, sizes, class lists
 
-Novel classes (frequency ``'r'``) never occur in a training split, not even unlabelled; every
-colour and every shape still occurs among base classes. Everything is derived from the seed
+Two profiles share the generator. ``'open-vocabulary'`` (the default): novel classes (frequency
+``'r'``) never occur in a training split, not even unlabelled; every colour and every shape still
+occurs among base classes. ``'long-tailed'`` (BALLAD's setting, LVIS in the fine-tuned sense):
+every class is seen in training, a few often and most only in a handful of images, so LVIS's
+'r' (1-10 training images), 'c' (11-100) and 'f' (more) are all populated; validation is
+balanced over classes. Everything is derived from the seed
 through per-item numpy Generators, so output bytes are identical on re-run.
 
 Only numpy, Pillow and OpenCV are used.
@@ -32,11 +36,11 @@ from PIL import Image
 
 __all__ = [
     'ACTION_CLASSES', 'BASE_CLASSES', 'COLOURS', 'DEFAULT_SIZES', 'DET_CLASSES',
-    'GENERATOR_VERSION', 'NOVEL_CLASSES', 'SEG_CLASSES', 'SHAPES', 'make_demo_data',
+    'GENERATOR_VERSION', 'NOVEL_CLASSES', 'PROFILES', 'SEG_CLASSES', 'SHAPES', 'make_demo_data',
 ]
 
 # Bump whenever the output for a given (seed, sizes) changes, so stale copies are rebuilt.
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: manifest records the profile
 GENERATOR_NAME = 'ovdense.datasets.demo_data'
 SOURCE = 'ovdense demo generator'
 
@@ -116,6 +120,13 @@ VIDEO_FRAMES = 16
 VIDEO_FPS = 8
 VAL_ID_OFFSET = 1_000_000        # LVIS train and val ids are disjoint, as in the real data
 F_MIN_IMAGES = 100               # LVIS: 'f' > 100 training images, else 'c' ('r' = novel here)
+R_MAX_IMAGES = 10                # LVIS: 'r' 1-10 training images (the long-tailed profile)
+
+PROFILES = ('open-vocabulary', 'long-tailed')
+# Long-tailed profile: (classes, relative sampling weight) per tier, most frequent first. At the
+# default sizes (~2,200 training objects) this gives ~300 instances per 'f' class, 15-45 per 'c'
+# class and 3-5 per 'r' class (plus the one image that makes every class seen).
+LONG_TAIL_TIERS = ((6, (1.0, 1.0)), (12, (0.15, 0.05)), (12, (0.012, 0.012)))
 
 # Keys mixed into every SeedSequence so tasks and splits draw independent streams.
 _TASK_DET, _TASK_SEG, _TASK_VIDEO, _TASK_CLASS_WEIGHTS = 1, 2, 3, 4
@@ -128,7 +139,8 @@ _POLYGON_TOLERANCE = 0.4  # pixels
 # ----------------------------------------------------------------------------- public API
 
 def make_demo_data(root: str, seed: int = 0, force: bool = False,
-                   sizes: Optional[Dict[str, int]] = None) -> Dict[str, str]:
+                   sizes: Optional[Dict[str, int]] = None,
+                   profile: str = 'open-vocabulary') -> Dict[str, str]:
     """Generate (or reuse) the demo dataset under ``root`` and return its paths.
 
     Args:
@@ -137,6 +149,7 @@ def make_demo_data(root: str, seed: int = 0, force: bool = False,
         seed: non-negative integer; the same seed and sizes give identical bytes.
         force: regenerate even if ``root/manifest.json`` matches.
         sizes: overrides of :data:`DEFAULT_SIZES` (image / clip counts per split).
+        profile: one of :data:`PROFILES`: which classes training sees, and how often.
 
     Returns:
         dict of absolute paths: ``root``, ``manifest``, ``lvis_root``, ``lvis_train_ann``,
@@ -145,9 +158,11 @@ def make_demo_data(root: str, seed: int = 0, force: bool = False,
     """
     seed = _check_seed(seed)
     sizes = _resolve_sizes(sizes)
+    if profile not in PROFILES:
+        raise ValueError(f'profile must be one of {PROFILES}, got {profile!r}')
     root = os.path.abspath(root)
     paths = _output_paths(root)
-    if not force and _manifest_matches(root, seed, sizes):
+    if not force and _manifest_matches(root, seed, sizes, profile):
         return paths
     _refuse_foreign_directory(root)
     parent = os.path.dirname(root)
@@ -156,8 +171,8 @@ def make_demo_data(root: str, seed: int = 0, force: bool = False,
     # dataset where a reader would find it.
     staging = tempfile.mkdtemp(prefix=f'.{os.path.basename(root)}.tmp-', dir=parent)
     try:
-        _generate(staging, seed, sizes)
-        _install(staging, root, seed, sizes)
+        _generate(staging, seed, sizes, profile)
+        _install(staging, root, seed, sizes, profile)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return paths
@@ -165,28 +180,28 @@ def make_demo_data(root: str, seed: int = 0, force: bool = False,
 
 # ----------------------------------------------------------------------------- orchestration
 
-def _generate(out: str, seed: int, sizes: Dict[str, int]) -> None:
-    det_weights = _base_class_weights(seed)
-    det_stats = _write_lvis(out, seed, sizes, det_weights)
-    seg_stats = _write_ade(out, seed, sizes, det_weights)
+def _generate(out: str, seed: int, sizes: Dict[str, int], profile: str) -> None:
+    sampling = _ClassSampling(seed, profile)
+    det_stats = _write_lvis(out, seed, sizes, sampling)
+    seg_stats = _write_ade(out, seed, sizes, sampling)
     _write_videos(out, seed, sizes)
+    rare = sampling.rare_meaning()
     _write_json(os.path.join(out, 'vocab_det.json'), _vocabulary(
         'ovdense_demo_det', _object_vocab_classes(det_stats),
-        'LVIS v1 json: category_id = label id + 1; frequency r = novel (no training '
-        'annotations)'), indent=2)
+        f'LVIS v1 json: category_id = label id + 1; frequency r = {rare}'), indent=2)
     _write_json(os.path.join(out, 'vocab_seg.json'), _vocabulary(
         'ovdense_demo_seg', _object_vocab_classes(seg_stats),
         'ADE20K-style uint8 png: 0 = background (ignored with reduce_zero_label), '
-        'value k = label id k - 1; frequency r = novel (absent from training)'), indent=2)
+        f'value k = label id k - 1; frequency r = {rare}'), indent=2)
     _write_json(os.path.join(out, 'vocab_action.json'), _vocabulary(
         'ovdense_demo_action', _action_vocab_classes(),
         'mmaction2 VideoDataset list: "path label", label = label id'), indent=2)
     # Written last: its presence marks a complete dataset.
     _write_json(os.path.join(out, 'manifest.json'),
-                _manifest(seed, sizes, det_stats, seg_stats), indent=2)
+                _manifest(seed, sizes, sampling, det_stats, seg_stats), indent=2)
 
 
-def _install(staging: str, root: str, seed: int, sizes: Dict[str, int]) -> None:
+def _install(staging: str, root: str, seed: int, sizes: Dict[str, int], profile: str) -> None:
     """Move the finished staging directory to ``root``, replacing an older copy."""
     if not os.path.exists(root):
         try:
@@ -194,7 +209,7 @@ def _install(staging: str, root: str, seed: int, sizes: Dict[str, int]) -> None:
             return
         except OSError:
             # Another process installed a copy meanwhile; keep it if it is what we wanted.
-            if _manifest_matches(root, seed, sizes):
+            if _manifest_matches(root, seed, sizes, profile):
                 return
     parent = os.path.dirname(root)
     trash = tempfile.mkdtemp(prefix=f'.{os.path.basename(root)}.old-', dir=parent)
@@ -248,11 +263,12 @@ def _read_manifest(root: str) -> Optional[dict]:
     return manifest if isinstance(manifest, dict) else None
 
 
-def _manifest_matches(root: str, seed: int, sizes: Dict[str, int]) -> bool:
+def _manifest_matches(root: str, seed: int, sizes: Dict[str, int], profile: str) -> bool:
     manifest = _read_manifest(root)
     return (manifest is not None and manifest.get('generator') == GENERATOR_NAME
             and manifest.get('version') == GENERATOR_VERSION
-            and manifest.get('seed') == seed and manifest.get('sizes') == sizes)
+            and manifest.get('seed') == seed and manifest.get('sizes') == sizes
+            and manifest.get('profile') == profile)
 
 
 def _refuse_foreign_directory(root: str) -> None:
@@ -289,34 +305,62 @@ def _class_synonyms(name: str) -> List[str]:
     return [f'{colour} {word}' for word in SHAPE_SYNONYMS[shape]]
 
 
-def _frequency(name: str, train_image_count: int) -> str:
-    if name in NOVEL_CLASSES:
-        return 'r'
-    return 'f' if train_image_count > F_MIN_IMAGES else 'c'
+class _ClassSampling:
+    """Which classes each split draws, how often, and what LVIS frequency a class gets.
 
-
-def _base_class_weights(seed: int) -> np.ndarray:
-    """Sampling weights over BASE_CLASSES: a mild long tail, so base classes split into LVIS
-    'common' and 'frequent' at the default sizes, in a seed-dependent order."""
-    weights = np.linspace(1.6, 0.6, len(BASE_CLASSES))
-    _rng(seed, _TASK_CLASS_WEIGHTS).shuffle(weights)
-    return weights / weights.sum()
-
-
-def _split_sampling(split: str, base_weights: np.ndarray):
-    """(classes, weights, round-robin order) for one split.
-
-    Training uses base classes only. Validation uses all classes with novel ones twice as
-    likely. The first object of image i cycles through the split's classes (novel first in
-    val), which guarantees coverage even for tiny splits.
+    Open-vocabulary: training draws base classes only, with a mild seed-shuffled tail (so base
+    classes split into 'c' and 'f'); validation draws every class, novel ones twice as likely.
+    Long-tailed: training draws every class with the weights of LONG_TAIL_TIERS (tiers assigned
+    to classes in a seed-dependent order); validation draws every class equally.
     """
-    if split == 'train':
-        names = list(BASE_CLASSES)
-        return names, base_weights, names
-    names = list(DET_CLASSES)
-    weights = np.array([2.0 if name in NOVEL_CLASSES else 1.0 for name in names])
-    order = list(NOVEL_CLASSES) + list(BASE_CLASSES)
-    return names, weights / weights.sum(), order
+
+    def __init__(self, seed: int, profile: str):
+        self.profile = profile
+        order = _rng(seed, _TASK_CLASS_WEIGHTS)
+        if profile == 'open-vocabulary':
+            weights = np.linspace(1.6, 0.6, len(BASE_CLASSES))
+            order.shuffle(weights)
+            self.train_names = list(BASE_CLASSES)
+        else:
+            weights = np.concatenate([np.geomspace(high, low, count)
+                                      for count, (high, low) in LONG_TAIL_TIERS])
+            order.shuffle(weights)
+            self.train_names = list(DET_CLASSES)
+        self.train_weights = weights / weights.sum()
+
+    def split(self, split: str):
+        """(classes, weights, first_object(image index) -> class name or None)."""
+        if split == 'train':
+            names, weights = self.train_names, self.train_weights
+            if self.profile == 'open-vocabulary':
+                # The first object cycles through the classes: coverage even for tiny splits.
+                return names, weights, lambda index: names[index % len(names)]
+            # Rarest first, once each: every class is seen, and the tail stays a tail.
+            once = [names[i] for i in np.argsort(weights, kind='stable')]
+            return names, weights, lambda index: once[index] if index < len(once) else None
+        names = list(DET_CLASSES)
+        if self.profile == 'open-vocabulary':
+            weights = np.array([2.0 if name in NOVEL_CLASSES else 1.0 for name in names])
+            order = list(NOVEL_CLASSES) + list(BASE_CLASSES)
+        else:
+            weights, order = np.ones(len(names)), names
+        return names, weights / weights.sum(), lambda index: order[index % len(order)]
+
+    def frequency(self, name: str, train_image_count: int) -> str:
+        if self.profile == 'open-vocabulary' and name in NOVEL_CLASSES:
+            return 'r'  # never in training: the open-vocabulary split's novel classes
+        if self.profile == 'long-tailed' and train_image_count <= R_MAX_IMAGES:
+            return 'r'
+        return 'f' if train_image_count > F_MIN_IMAGES else 'c'
+
+    def rare_meaning(self) -> str:
+        if self.profile == 'open-vocabulary':
+            return 'novel (no training annotations)'
+        return f'1-{R_MAX_IMAGES} training images'
+
+    @property
+    def novel_classes(self) -> List[str]:
+        return list(NOVEL_CLASSES) if self.profile == 'open-vocabulary' else []
 
 
 # ----------------------------------------------------------------------------- drawing
@@ -445,13 +489,17 @@ def _place_object(rng: np.random.Generator, name: str, placed: Sequence[_PlacedO
 
 
 def _render_scene(rng: np.random.Generator, names: Sequence[str], weights: np.ndarray,
-                  first: str, size: int = IMAGE_SIZE):
-    """Draw 2-6 objects back to front; return (uint8 RGB image, placed objects)."""
+                  first: Optional[str], size: int = IMAGE_SIZE):
+    """Draw 2-6 objects back to front, the first one of class ``first`` unless it is None;
+    return (uint8 RGB image, placed objects)."""
     image = _background(rng, size)
     placed: List[_PlacedObject] = []
     count = int(rng.integers(OBJECTS_PER_IMAGE[0], OBJECTS_PER_IMAGE[1] + 1))
     for k in range(count):
-        name = first if k == 0 else names[int(rng.choice(len(names), p=weights))]
+        if k == 0 and first is not None:
+            name = first
+        else:
+            name = names[int(rng.choice(len(names), p=weights))]
         mask = _place_object(rng, name, placed, size)
         if mask is None:
             continue
@@ -520,15 +568,15 @@ def _lvis_image_record(image_id: int, split: str, present_ids: set) -> dict:
     }
 
 
-def _lvis_split(out: str, seed: int, split: str, count: int, base_weights: np.ndarray):
+def _lvis_split(out: str, seed: int, split: str, count: int, sampling: _ClassSampling):
     """Render one split; return (images, annotations) records."""
-    names, weights, order = _split_sampling(split, base_weights)
+    names, weights, first_object = sampling.split(split)
     id_offset = 0 if split == 'train' else VAL_ID_OFFSET
     images, annotations = [], []
     for index in range(count):
         rng = _rng(seed, _TASK_DET, _SPLITS[split], index)
         image_id = id_offset + index + 1
-        image, placed = _render_scene(rng, names, weights, order[index % len(order)])
+        image, placed = _render_scene(rng, names, weights, first_object(index))
         _save_jpeg(os.path.join(out, 'lvis', f'{split}2017', f'{image_id:012d}.jpg'), image)
         present = set()
         for obj in placed:
@@ -553,7 +601,7 @@ def _class_counts(annotations: Sequence[dict], label_key: str = 'category_id'):
     return {cid: len(ids) for cid, ids in images.items()}, instances
 
 
-def _lvis_categories(train_annotations: Sequence[dict]) -> List[dict]:
+def _lvis_categories(train_annotations: Sequence[dict], sampling: _ClassSampling) -> List[dict]:
     image_count, instance_count = _class_counts(train_annotations)
     categories = []
     for category_id, name in enumerate(DET_CLASSES, start=1):
@@ -561,16 +609,16 @@ def _lvis_categories(train_annotations: Sequence[dict]) -> List[dict]:
         categories.append({
             'id': category_id, 'name': name, 'synonyms': _class_synonyms(name),
             'def': _class_definition(name), 'synset': f'{name}.n.01',
-            'frequency': _frequency(name, images), 'image_count': images,
+            'frequency': sampling.frequency(name, images), 'image_count': images,
             'instance_count': instance_count.get(category_id, 0),
         })
     return categories
 
 
-def _write_lvis(out: str, seed: int, sizes: Dict[str, int], base_weights: np.ndarray) -> dict:
-    splits = {split: _lvis_split(out, seed, split, sizes[f'det_{split}'], base_weights)
+def _write_lvis(out: str, seed: int, sizes: Dict[str, int], sampling: _ClassSampling) -> dict:
+    splits = {split: _lvis_split(out, seed, split, sizes[f'det_{split}'], sampling)
               for split in ('train', 'val')}
-    categories = _lvis_categories(splits['train'][1])
+    categories = _lvis_categories(splits['train'][1], sampling)
     for split, (images, annotations) in splits.items():
         _write_json(os.path.join(out, 'lvis', 'annotations', f'lvis_v1_{split}.json'), {
             'info': {'description': f'{SOURCE}: synthetic colour x shape objects, {split}',
@@ -592,14 +640,14 @@ def _label_map(placed: Sequence[_PlacedObject], size: int) -> np.ndarray:
     return labels
 
 
-def _ade_split(out: str, seed: int, split: str, count: int, base_weights: np.ndarray):
+def _ade_split(out: str, seed: int, split: str, count: int, sampling: _ClassSampling):
     """Render one split; return pseudo-annotations (label, image index) for class statistics."""
-    names, weights, order = _split_sampling(split, base_weights)
+    names, weights, first_object = sampling.split(split)
     folder = 'training' if split == 'train' else 'validation'
     present = []
     for index in range(count):
         rng = _rng(seed, _TASK_SEG, _SPLITS[split], index)
-        image, placed = _render_scene(rng, names, weights, order[index % len(order)])
+        image, placed = _render_scene(rng, names, weights, first_object(index))
         stem = f'ADE_{split}_{index + 1:08d}'
         _save_jpeg(os.path.join(out, 'ade', 'images', folder, stem + '.jpg'), image)
         label_path = os.path.join(out, 'ade', 'annotations', folder, stem + '.png')
@@ -610,13 +658,13 @@ def _ade_split(out: str, seed: int, split: str, count: int, base_weights: np.nda
     return present
 
 
-def _write_ade(out: str, seed: int, sizes: Dict[str, int], base_weights: np.ndarray) -> dict:
-    train = _ade_split(out, seed, 'train', sizes['seg_train'], base_weights)
-    _ade_split(out, seed, 'val', sizes['seg_val'], base_weights)
+def _write_ade(out: str, seed: int, sizes: Dict[str, int], sampling: _ClassSampling) -> dict:
+    train = _ade_split(out, seed, 'train', sizes['seg_train'], sampling)
+    _ade_split(out, seed, 'val', sizes['seg_val'], sampling)
     image_count, _ = _class_counts(train, label_key='label')
     classes = [{'id': label, 'name': name, 'synonyms': _class_synonyms(name),
                 'def': _class_definition(name),
-                'frequency': _frequency(name, image_count.get(label, 0)),
+                'frequency': sampling.frequency(name, image_count.get(label, 0)),
                 'image_count': image_count.get(label, 0)}
                for label, name in enumerate(SEG_CLASSES, start=1)]
     return {'classes': classes}
@@ -722,7 +770,8 @@ def _vocabulary(name: str, classes: List[dict], label_convention: str) -> dict:
             'classes': classes}
 
 
-def _manifest(seed: int, sizes: Dict[str, int], det_stats: dict, seg_stats: dict) -> dict:
+def _manifest(seed: int, sizes: Dict[str, int], sampling: _ClassSampling, det_stats: dict,
+              seg_stats: dict) -> dict:
     """Everything needed to decide reuse and to configure the demo; no timestamps or
     absolute paths, so the file is byte-identical across runs and locations."""
     return {
@@ -730,18 +779,19 @@ def _manifest(seed: int, sizes: Dict[str, int], det_stats: dict, seg_stats: dict
         'version': GENERATOR_VERSION,
         'seed': seed,
         'sizes': sizes,
+        'profile': sampling.profile,
         'image_size': IMAGE_SIZE,
         'video': {'size': VIDEO_SIZE, 'frames': VIDEO_FRAMES, 'fps': VIDEO_FPS},
         'colours': list(COLOURS),
         'shapes': list(SHAPES),
-        'det': {'classes': list(DET_CLASSES), 'novel_classes': list(NOVEL_CLASSES),
-                'base_classes': list(BASE_CLASSES),
+        'det': {'classes': list(DET_CLASSES), 'novel_classes': sampling.novel_classes,
+                'base_classes': [n for n in DET_CLASSES if n not in sampling.novel_classes],
                 'frequency': {c['name']: c['frequency'] for c in det_stats['classes']},
                 'train_instances': det_stats['train_instances'],
                 'val_instances': det_stats['val_instances'],
                 'train_ann': 'lvis/annotations/lvis_v1_train.json',
                 'val_ann': 'lvis/annotations/lvis_v1_val.json', 'vocab': 'vocab_det.json'},
-        'seg': {'classes': list(SEG_CLASSES), 'novel_classes': list(NOVEL_CLASSES),
+        'seg': {'classes': list(SEG_CLASSES), 'novel_classes': sampling.novel_classes,
                 'reduce_zero_label': True, 'img_suffix': '.jpg', 'seg_map_suffix': '.png',
                 'frequency': {c['name']: c['frequency'] for c in seg_stats['classes']},
                 'root': 'ade', 'vocab': 'vocab_seg.json'},
