@@ -61,7 +61,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn.functional as F
 
-from .utils.io import OvdenseFileError, atomic_write, safe_torch_load
+from .utils.io import OvdenseFileError, atomic_write, refuse_non_finite, safe_torch_load
 
 FORMAT = 'ovdense-vl-checkpoint'
 FORMAT_VERSION = 1
@@ -457,6 +457,7 @@ def _convert_mmdet(state, source):
 def load_converted(path: str, layout: str = 'auto', model_name: str = '') -> dict:
     """Read ``path`` (any recognised layout) and return it in the ovdense layout."""
     obj = read_checkpoint(path)
+    refuse_non_finite(obj, path)
     try:
         converted = convert(obj, layout=layout, source=path, model_name=model_name)
     except CheckpointLayoutError as err:

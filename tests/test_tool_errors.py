@@ -280,3 +280,29 @@ def test_demo_tool_vocab_embeddings_needs_vocab(tmp_path):
         "error: --vocab-embeddings 'classes.npy' needs --vocab: the vocabulary whose classes "
         'the file holds, in its order')
     assert 'Traceback' not in result.stderr
+
+
+def test_checkpoints_with_non_finite_weights_are_refused(tmp_path, swin_checkpoint,
+                                                         tiny_det_config, capsys):
+    """A diverged run's NaN weights loaded silently and predicted nothing (exit 0). Now
+    tools/test.py, convert_checkpoint.py and ICARSwin name the file and the first bad tensor."""
+    from ovdense.models.backbones import ICARSwin
+    from ovdense.utils.io import OvdenseFileError
+    state = torch.load(swin_checkpoint, weights_only=True)['state_dict']
+    key = sorted(state)[3]
+    state[key] = state[key].clone()
+    state[key].view(-1)[:2] = torch.tensor([float('nan'), float('inf')])
+    bad = str(tmp_path / 'nan.pth')
+    torch.save({'state_dict': state}, bad)
+    expected = f'checkpoint {bad!r} holds non-finite weights: {"state_dict." + key!r} has 2'
+
+    line = run_in_process('convert_checkpoint', bad, str(tmp_path / 'out.pth'), capsys=capsys)
+    assert line.startswith(f'error: {expected}'), line
+    assert not (tmp_path / 'out.pth').exists()
+    with pytest.raises(OvdenseFileError, match='holds non-finite weights'):
+        ICARSwin(arch='auto', checkpoint=bad)
+
+    work_dir = tmp_path / 'work'
+    result = run_tool('test', tiny_det_config, bad, '--work-dir', str(work_dir))
+    assert error_line(result).startswith(f'error: {expected}')
+    assert not work_dir.exists()

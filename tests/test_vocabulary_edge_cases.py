@@ -4,6 +4,7 @@ import tracemalloc
 import warnings
 
 import pytest
+import torch
 
 from ovdense.testing import tiny_roberta_dir, tiny_text_tower_cfg
 from ovdense.text import (PromptStyle, TextTower, VocabularyError, build_class_embeddings,
@@ -188,3 +189,30 @@ def test_classes_with_the_same_prompts_are_named_when_nothing_is_cut(short_tower
         PromptTokens(short_tower, vocabulary, style)
     prompts, per_class = ensemble_prompts(vocabulary, style)
     assert sorted(per_class[0]) == sorted(per_class[1])  # why: the same prompt strings
+
+
+def test_streamed_build_equals_the_one_pass_build_and_warns_once(short_tower, monkeypatch):
+    """A large vocabulary is tokenised and encoded a slice at a time (bounded memory); the
+    result equals the all-at-once build, long prompts still give one warning per vocabulary,
+    and twins are found across slices."""
+    import ovdense.text.embeddings as embeddings_module
+    names = [f'{colour} circle shape with dots and stripes'
+             for colour in ('red', 'green', 'blue', 'yellow')] + ['ring', 'blue ring', 'car',
+                                                                  LONG.format('dots'),
+                                                                  LONG.format('stripes')]
+    vocabulary = load_vocabulary([{'name': n, 'synonyms': [n + ' again']} for n in names])
+    style = PromptStyle.build(['a {}.', 'a photo of a {}.'], use_descriptions=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter('ignore')
+        whole = build_class_embeddings(short_tower, vocabulary, style,
+                                       prompt_tokens=PromptTokens(short_tower, vocabulary,
+                                                                  style))
+    monkeypatch.setattr(embeddings_module, 'STREAM_PROMPTS', 5)  # 36 prompts: 8 slices
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter('always')
+        streamed = build_class_embeddings(short_tower, vocabulary, style)
+    torch.testing.assert_close(streamed, whole, rtol=0, atol=1e-6)
+    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert len([m for m in messages if 'prompts are longer than its context' in m]) == 1
+    twins = [m for m in messages if 'get the same tokens' in m]
+    assert len(twins) == 1 and f'{names[7]!r} (#7) and {names[8]!r} (#8)' in twins[0], messages

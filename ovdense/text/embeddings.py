@@ -12,7 +12,7 @@ import torch.nn.functional as F
 
 from ..utils.io import (OvdenseFileError, atomic_write, remove_stale_temp_files,
                         safe_torch_load)
-from .prompts import PromptStyle, check_class_tokens
+from .prompts import PromptStyle, check_class_tokens, token_row_digests
 from .vocabulary import Vocabulary
 
 CACHE_FORMAT = 1
@@ -48,7 +48,8 @@ class PromptTokens:
         self.vocabulary, self.style = vocabulary, style
         prompts, self.per_class = ensemble_prompts(vocabulary, style)
         self.tokens = tower.tokenize(prompts)
-        check_class_tokens(tower, vocabulary, prompts, self.per_class, self.tokens)
+        check_class_tokens(tower, vocabulary, prompts, self.per_class,
+                           token_row_digests(self.tokens))
 
     def built_for(self, vocabulary: Vocabulary, style: PromptStyle) -> bool:
         return self.vocabulary is vocabulary and self.style is style
@@ -63,15 +64,65 @@ class PromptTokens:
         return self.tokens[rows]
 
 
+# Prompts tokenised and encoded at a time when a whole vocabulary's ensemble is built: memory
+# stays one slice of token rows plus the K x D sums (20,000 classes x 80 templates is 1.6M
+# prompts: 1 GB of token rows at once).
+STREAM_PROMPTS = 16384
+
+
 def build_class_embeddings(tower, vocabulary: Vocabulary, style: PromptStyle,
                            batch_size: int = 256, progress: bool = False,
                            prompt_tokens: Optional[PromptTokens] = None) -> torch.Tensor:
     """(K, D) unit-norm class embeddings: per prompt normalise, mean per class, re-normalise
     (the convention of open_clip's zero-shot classifier and mmseg's CLIPTextEncoder).
-    ``prompt_tokens`` (made for this vocabulary and style) skips the tokenisation."""
-    prompt_tokens = prompt_tokens or PromptTokens(tower, vocabulary, style)
-    encoded = tower.encode_tokens_eval(prompt_tokens.tokens, batch_size, progress)
-    return average_per_class(encoded, prompt_tokens.per_class)
+
+    ``prompt_tokens`` (made for this vocabulary and style) skips the tokenisation. Without
+    it the prompts are tokenised and encoded STREAM_PROMPTS at a time, under one progress
+    bar (``progress``) for both phases; long prompts are reported in one warning.
+    """
+    if prompt_tokens is not None:
+        encoded = tower.encode_tokens_eval(prompt_tokens.tokens, batch_size, progress)
+        return average_per_class(encoded, prompt_tokens.per_class)
+    prompts, per_class = ensemble_prompts(vocabulary, style)
+    prompt_of, class_of = _pairs_by_prompt(per_class)
+    sums, digests, cut = None, [], []
+    bar = _progress_bar(len(prompts), progress)
+    for start in range(0, len(prompts), STREAM_PROMPTS):
+        texts = prompts[start:start + STREAM_PROMPTS]
+        tokens = tower.tokenize(texts, report_cuts=False)
+        cut += [start + i for i in tower.cut_texts(texts, tokens)]
+        digests.append(token_row_digests(tokens))
+        encoded = tower.encode_tokens_eval(tokens, batch_size)
+        lo, hi = torch.searchsorted(prompt_of, torch.tensor([start, start + len(texts)]))
+        if sums is None:
+            sums = encoded.new_zeros(len(per_class), encoded.shape[1])
+        sums.index_add_(0, class_of[lo:hi].to(sums.device),
+                        encoded[(prompt_of[lo:hi] - start).to(encoded.device)])
+        if bar is not None:
+            bar.update(len(texts))
+    if bar is not None:
+        bar.close()
+    if cut:
+        tower.warn_cut(len(cut), len(prompts), prompts[cut[0]])
+    check_class_tokens(tower, vocabulary, prompts, per_class, torch.cat(digests))
+    return F.normalize(sums, dim=-1)
+
+
+def _pairs_by_prompt(per_class: List[List[int]]) -> Tuple[torch.Tensor, torch.Tensor]:
+    """(prompt index, class index) of every (class, prompt) pair, ordered by prompt (a
+    class's prompts stay in their order), so each slice of prompts is one range of pairs."""
+    prompt_of = torch.tensor([i for ids in per_class for i in ids], dtype=torch.long)
+    class_of = torch.repeat_interleave(torch.arange(len(per_class)),
+                                       torch.tensor([len(ids) for ids in per_class]))
+    order = torch.sort(prompt_of, stable=True).indices
+    return prompt_of[order], class_of[order]
+
+
+def _progress_bar(total: int, enabled: bool):
+    if not enabled:
+        return None
+    from tqdm import tqdm
+    return tqdm(total=total, desc='tokenising and encoding prompts', unit='prompt')
 
 
 def average_per_class(encoded: torch.Tensor, per_class: List[List[int]]) -> torch.Tensor:

@@ -84,26 +84,38 @@ class PromptStyle:
 
 
 def check_class_tokens(tower, vocabulary: Vocabulary, prompts: Sequence[str],
-                       per_class: Sequence[Sequence[int]], tokens: torch.Tensor) -> None:
+                       per_class: Sequence[Sequence[int]], row_digests: torch.Tensor) -> None:
     """Warn about two classes whose prompts all tokenise alike (the same rows, as often):
     they get identical embeddings. Usually the text tower cut long prompts before the words
     that tell the classes apart. A warning, not an error: iCAR's 16-token context does this
     to two Kinetics-400 classes ('passing American football (in game)' / '(not in game)').
 
-    ``prompts`` and ``tokens``: the unique prompts of ``vocabulary`` and their token rows;
-    ``per_class``: each class's indices into them (see ``ensemble_prompts``).
+    ``prompts``: the unique prompts of ``vocabulary``; ``row_digests``: one
+    :func:`token_row_digests` value per prompt; ``per_class``: each class's indices into them
+    (see ``ensemble_prompts``).
     """
-    if not isinstance(tokens, torch.Tensor) or len(tokens) == 0:
+    if len(row_digests) == 0:
         return
-    first, second = _first_token_twin(per_class, tokens)
+    first, second = _first_token_twin(per_class, row_digests)
     if first is None:
         return
     ids = sorted(set(per_class[first]) | set(per_class[second]))
+    texts = [prompts[i] for i in ids]
     warnings.warn(
         f'vocabulary {vocabulary.source!r}: classes {vocabulary[first].name!r:.80} '
         f'(#{first}) and {vocabulary[second].name!r:.80} (#{second}) get the same tokens '
         f'for every prompt, so identical embeddings: '
-        f'{_twin_cause(tower, [prompts[i] for i in ids], tokens[ids])}')
+        f'{_twin_cause(tower, texts, tower.tokenizer(texts))}')
+
+
+def token_row_digests(tokens: torch.Tensor) -> torch.Tensor:
+    """One int64 per token row, equal for equal rows (and, with odd random-looking 64-bit
+    multipliers, different for different rows but with negligible probability): what the
+    twin check compares, so that it never needs every token row of a vocabulary at once."""
+    rows = tokens.reshape(len(tokens), -1).long()
+    steps = torch.arange(1, rows.shape[1] + 1, dtype=torch.long)
+    multipliers = steps * -7046029254386353131 | 1  # wraps modulo 2**64, stays odd
+    return (rows * multipliers).sum(1)
 
 
 def _twin_cause(tower, prompts: List[str], tokens: torch.Tensor) -> str:
@@ -123,11 +135,10 @@ def _twin_cause(tower, prompts: List[str], tokens: torch.Tensor) -> str:
             'or give the text tower a longer context_length')
 
 
-def _first_token_twin(per_class: Sequence[Sequence[int]], tokens: torch.Tensor
+def _first_token_twin(per_class: Sequence[Sequence[int]], row_digests: torch.Tensor
                       ) -> Tuple[Optional[int], Optional[int]]:
     """The first two classes whose prompts give the same multiset of token rows."""
-    rows = tokens.reshape(len(tokens), -1)
-    row_ids = torch.unique(rows, dim=0, return_inverse=True)[1].tolist()
+    row_ids = row_digests.tolist()
     seen: Dict[Tuple[int, ...], int] = {}
     for index, ids in enumerate(per_class):
         key = tuple(sorted(row_ids[i] for i in ids))

@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..utils.io import OvdenseFileError, safe_torch_load, sha256_of_file
+from ..utils.io import OvdenseFileError, refuse_non_finite, safe_torch_load, sha256_of_file
 from ..utils.open_clip_configs import load_open_clip_config
 
 # Keys of a full open_clip CLIP state dict that belong to the text tower.
@@ -113,6 +113,7 @@ class TextTower(nn.Module):
     def load_checkpoint(self, path: str, strict: bool = True) -> None:
         state = extract_text_state(safe_torch_load(path, what='text tower checkpoint'),
                                    self._prefix_map, source=path)
+        refuse_non_finite(state, path, 'text tower checkpoint')
         expected = self.encoder.state_dict()
         for key, value in state.items():
             if key in expected and expected[key].shape != value.shape:
@@ -163,18 +164,23 @@ class TextTower(nn.Module):
     def context_length(self) -> int:
         return int(self.tokenizer.context_length)
 
-    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+    def tokenize(self, texts: Sequence[str], report_cuts: bool = True) -> torch.Tensor:
         """(len(texts), context_length) token ids, on the CPU. Texts longer than the context
-        are cut (the tokenizer's rule); one warning per call says how many."""
+        are cut (the tokenizer's rule); one warning per call says how many (``report_cuts``
+        False: none, for callers that tokenise in slices and report once)."""
         texts = list(texts)
         tokens = self.tokenizer(texts)
-        cut = self.cut_texts(texts, tokens)
-        if cut:
-            warnings.warn(f'text tower {self.model_name!r}: {len(cut)} of {len(texts)} prompts '
-                          f'are longer than its context length ({self.context_length} tokens) '
-                          f'and were cut, e.g. {texts[cut[0]][:80]!r}; texts that differ only '
-                          'after the cut get identical embeddings', stacklevel=2)
+        if report_cuts:
+            cut = self.cut_texts(texts, tokens)
+            if cut:
+                self.warn_cut(len(cut), len(texts), texts[cut[0]])
         return tokens
+
+    def warn_cut(self, cut: int, total: int, example: str) -> None:
+        warnings.warn(f'text tower {self.model_name!r}: {cut} of {total} prompts are longer '
+                      f'than its context length ({self.context_length} tokens) and were cut, '
+                      f'e.g. {example[:80]!r}; texts that differ only after the cut get '
+                      'identical embeddings', stacklevel=3)
 
     def cut_texts(self, texts: Sequence[str], tokens: torch.Tensor) -> List[int]:
         """Indices of ``texts`` whose token rows (``tokens``, from :meth:`tokenize`) were cut.

@@ -53,6 +53,31 @@ def safe_torch_load(path: str, map_location='cpu', what: str = 'checkpoint',
         raise _unreadable(path, what, detail) from err
 
 
+def refuse_non_finite(obj, path: str, what: str = 'checkpoint') -> None:
+    """Refuse a loaded file whose floating-point tensors hold NaN or inf (a diverged run or a
+    damaged copy): it would load without complaint and silently predict nothing. One pass over
+    the weights, once per file; the first offending entry is named."""
+    bad = [(key, count) for key, count in _non_finite_counts(obj, '') if count]
+    if bad:
+        key, count = bad[0]
+        raise OvdenseFileError(
+            f'{what} {path!r} holds non-finite weights: {key!r} has {count} NaN/inf values '
+            f'({len(bad)} tensor(s) in all); the run that wrote it diverged or the file is '
+            'damaged')
+
+
+def _non_finite_counts(obj, prefix: str) -> Iterator[Tuple[str, int]]:
+    if isinstance(obj, torch.Tensor):
+        if obj.is_floating_point() or obj.is_complex():
+            yield prefix, int(obj.numel() - torch.isfinite(obj).sum())
+    elif isinstance(obj, dict):
+        for key, value in obj.items():
+            yield from _non_finite_counts(value, f'{prefix}.{key}' if prefix else str(key))
+    elif isinstance(obj, (list, tuple)):
+        for index, value in enumerate(obj):
+            yield from _non_finite_counts(value, f'{prefix}[{index}]')
+
+
 def _unreadable(path: str, what: str, detail: str) -> OvdenseFileError:
     reason = f'the file is truncated or not a torch checkpoint ({detail})'
     return OvdenseFileError(f'cannot read {what} {path!r}: {reason}', reason=reason)

@@ -14,7 +14,7 @@ from mmengine.config import Config
 from mmengine.utils import import_modules_from_strings
 
 from .cli import ConfigError
-from .io import OvdenseFileError, check_torch_file, safe_torch_load
+from .io import OvdenseFileError, check_torch_file, refuse_non_finite, safe_torch_load
 
 SCOPES = ('mmdet', 'mmseg', 'mmaction')
 
@@ -96,9 +96,11 @@ def apply_train_args(cfg: Config, args) -> None:
 def check_checkpoint(path: str, what: str = 'checkpoint') -> None:
     """Refuse ``path`` before anything is built or created: it must be complete and load
     weights-only. mmengine's loader would only fail later, with a traceback, once the runner
-    made its work dir. Zip files are mapped, not read: only their pickled structure is."""
+    made its work dir; NaN/inf weights would load and silently predict nothing. Zip files
+    are mapped, not read into memory."""
     check_torch_file(path, what)
-    safe_torch_load(path, what=what, mmap=zipfile.is_zipfile(path))
+    refuse_non_finite(safe_torch_load(path, what=what, mmap=zipfile.is_zipfile(path)), path,
+                      what)
 
 
 # what mmengine's CheckpointHook writes: iter_<n>.pth or epoch_<n>.pth
