@@ -13,13 +13,17 @@ import pytest
 import torch
 
 import ovdense  # noqa: F401
-from ovdense.compat import import_mmaction
 from ovdense.testing import tiny_text_tower_cfg
 from ovdense.testing.configs import (REPO, load_tool, parameters_without_gradient,
                                      shipped_configs, shrink_config)
 
-if import_mmaction() is None:
+import importlib.util  # noqa: E402
+
+if importlib.util.find_spec('mmaction') is None:
     pytest.skip(reason='mmaction2 is not installed (extra "action")', allow_module_level=True)
+from ovdense.testing.optional import require_mmaction  # noqa: E402
+
+require_mmaction()  # installed but broken: every test here fails, none is skipped
 
 import cv2  # noqa: E402
 
@@ -415,3 +419,16 @@ def test_end_to_end_unreadable_video_names_the_file(action_run, capsys):
     assert run_cli(lambda: _test(action_run, '--work-dir', 'test_broken2',
                                  '--cfg-options', *options)) == 2
     assert 'broken.mp4' in capsys.readouterr().err
+
+
+@pytest.mark.parametrize('flag,message', [
+    (['--show'], 'the config has no default_hooks.visualization'),
+    (['--show-dir', 'vis'], 'the config has no default_hooks.visualization'),
+    (['--tta'], 'the config defines no tta_model / tta_pipeline')])
+def test_show_and_tta_are_refused_in_one_line(action_run, flag, message):
+    """What the README's action Limitations say: one ConfigError line (exit 2), no run."""
+    from ovdense.utils.cli import run_cli
+    with pytest.raises(ConfigError, match=message):
+        _test(action_run, '--work-dir', 'test_flag', *flag)
+    assert run_cli(lambda: _test(action_run, '--work-dir', 'test_flag', *flag)) == 2
+    assert not osp.exists(osp.join(action_run['root'], 'test_flag'))

@@ -8,9 +8,7 @@ import json
 import pytest
 import torch
 
-mmdet = pytest.importorskip('mmdet')
-timm = pytest.importorskip('timm')
-open_clip = pytest.importorskip('open_clip')
+import open_clip
 
 from mmdet.models.backbones import SwinTransformer  # noqa: E402
 from mmengine.config import ConfigDict  # noqa: E402
@@ -20,6 +18,7 @@ from timm.models.swin_transformer import SwinTransformer as TimmSwin  # noqa: E4
 
 from ovdense import checkpoints as ck  # noqa: E402
 from ovdense.models.backbones import ICARSwin, OpenCLIPVisionBackbone  # noqa: E402
+from ovdense.testing.optional import require_mmaction  # noqa: E402
 
 TINY_TIMM = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=2,
                  patch_size=4)
@@ -361,10 +360,8 @@ def test_open_clip_vision_backbone_trainable_and_errors(tmp_path):
 
 @pytest.mark.parametrize('inflate', ['center', 'average'])
 def test_static_clip_matches_2d_per_frame(tmp_path, inflate):
+    require_mmaction()
     from ovdense.models.backbones import ICARSwin3D
-
-    if ICARSwin3D is None:
-        pytest.skip(reason='mmaction2 is not installed')
     _, _, path = icar_file(tmp_path)
     model2d = ICARSwin.from_checkpoint(path).eval()
     # temporal patch 2, 8 frames -> depth 4, temporal window 2: no temporal padding, and the
@@ -392,10 +389,8 @@ def test_static_clip_matches_2d_per_frame(tmp_path, inflate):
 
 
 def test_video_backbone_registered_and_builds_from_path(tmp_path):
+    require_mmaction()
     from ovdense.models.backbones import ICARSwin3D
-
-    if ICARSwin3D is None:
-        pytest.skip(reason='mmaction2 is not installed')
     from mmaction.registry import MODELS
     from mmengine.registry import init_default_scope
     init_default_scope('mmaction')  # not the scope an earlier test left behind

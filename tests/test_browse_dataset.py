@@ -5,12 +5,11 @@ import os.path as osp
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
 from ovdense.testing.configs import REPO, load_tool
-
-cv2 = pytest.importorskip('cv2')
 
 DEMO = osp.join(REPO, 'configs', 'demo')
 DET = osp.join(DEMO, 'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')

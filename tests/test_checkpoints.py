@@ -8,15 +8,12 @@ import os
 import pytest
 import torch
 
-mmdet = pytest.importorskip('mmdet')
-timm = pytest.importorskip('timm')
-open_clip = pytest.importorskip('open_clip')
+import open_clip
+from timm.models import register_model
+from timm.models.swin_transformer import SwinTransformer as TimmSwin
 
-from timm.models import register_model  # noqa: E402
-from timm.models.swin_transformer import SwinTransformer as TimmSwin  # noqa: E402
-
-from ovdense import checkpoints as ck  # noqa: E402
-from ovdense.utils.io import OvdenseFileError  # noqa: E402
+from ovdense import checkpoints as ck
+from ovdense.utils.io import OvdenseFileError
 
 TINY = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=2,
             patch_size=4)

@@ -3,16 +3,18 @@ import hashlib
 import json
 import os
 
+import cv2
+import lvis
 import numpy as np
+import PIL.Image as PIL_Image
+import pycocotools.mask as mask_utils
 import pytest
 
-cv2 = pytest.importorskip('cv2')
-PIL_Image = pytest.importorskip('PIL.Image')
-
-from ovdense.datasets import demo_data  # noqa: E402
-from ovdense.datasets.demo_data import (ACTION_CLASSES, BASE_CLASSES, COLOURS,  # noqa: E402
+from ovdense.datasets import demo_data
+from ovdense.datasets.demo_data import (ACTION_CLASSES, BASE_CLASSES, COLOURS,
                                         DET_CLASSES, IMAGE_SIZE, NOVEL_CLASSES, SEG_CLASSES,
                                         SHAPES, VIDEO_FRAMES, VIDEO_SIZE, make_demo_data)
+from ovdense.testing.optional import require_mmaction
 
 # det_val >= len(NOVEL_CLASSES): the round-robin first object puts every novel class in val.
 TINY = dict(det_train=8, det_val=6, seg_train=4, seg_val=6, video_train_per_class=1,
@@ -84,7 +86,6 @@ def test_class_lists_are_compositional_with_covered_novel_set():
 # ----------------------------------------------------------------------------- LVIS detection
 
 def test_lvis_api_loads_both_splits(demo):
-    lvis = pytest.importorskip('lvis')
     for key, count in (('lvis_train_ann', TINY['det_train']), ('lvis_val_ann', TINY['det_val'])):
         api = lvis.LVIS(demo[key])
         assert len(api.get_img_ids()) == count
@@ -152,7 +153,6 @@ def test_boxes_enclose_polygons_and_areas_are_consistent(demo):
 
 
 def test_polygons_rasterise_back_to_the_annotated_area(demo):
-    mask_utils = pytest.importorskip('pycocotools.mask')
     for ann in _load_json(demo['lvis_val_ann'])['annotations']:
         rle = mask_utils.merge(mask_utils.frPyObjects(ann['segmentation'], IMAGE_SIZE,
                                                       IMAGE_SIZE))
@@ -164,7 +164,6 @@ def test_polygons_rasterise_back_to_the_annotated_area(demo):
 
 
 def test_mmdet_lvis_v1_dataset_loads(demo):
-    pytest.importorskip('mmdet', reason='mmdet not installed')
     from mmdet.datasets import LVISV1Dataset
     dataset = LVISV1Dataset(
         data_root=demo['lvis_root'], ann_file='annotations/lvis_v1_val.json',
@@ -205,7 +204,6 @@ def test_ade_label_maps_hold_only_allowed_classes(demo):
 
 
 def test_mmseg_base_seg_dataset_loads(demo):
-    pytest.importorskip('mmseg', reason='mmsegmentation not installed')
     from mmseg.datasets import BaseSegDataset
     dataset = BaseSegDataset(
         data_root=demo['ade_root'],
@@ -248,7 +246,7 @@ def test_video_lists_and_clips_read_back(demo):
 
 
 def test_mmaction_video_dataset_loads(demo):
-    pytest.importorskip('mmaction', reason='mmaction2 not installed')
+    require_mmaction()
     from mmaction.datasets import VideoDataset
     dataset = VideoDataset(ann_file=demo['video_train_list'],
                            data_prefix=dict(video=demo['video_root']), pipeline=[])

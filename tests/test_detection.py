@@ -182,14 +182,19 @@ def test_vocabulary_swap_changes_outputs_without_retraining(tmp_path):
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in weights.items())
 
 
-def test_vocabulary_swap_refuses_class_specific_parts(tmp_path):
+@pytest.mark.parametrize('part,key,message', [
+    ('mask_head', 'class_agnostic', 'predicts masks per class.*class_agnostic=True'),
+    ('bbox_head', 'reg_class_agnostic',
+     'regresses boxes per class .30 classes.; set reg_class_agnostic=True')])
+def test_vocabulary_swap_refuses_class_specific_parts(tmp_path, part, key, message):
     config = osp.join(REPO, 'configs', 'demo',
                       'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
     cfg = shrink_config(config, str(tmp_path), vocabulary=','.join(f'c{i}' for i in range(30)))
-    cfg.model.roi_head.mask_head.class_agnostic = False
+    cfg.model.roi_head[part][key] = False
     model = _build(cfg)
-    with pytest.raises(ValueError, match='predicts masks per class.*class_agnostic=True'):
+    with pytest.raises(ValueError, match=message):
         set_model_vocabulary(model, 'a,b')
+    assert model.roi_head.bbox_head.num_classes == 30  # refused before anything changed
 
 
 # -- test-time post-processing: threshold first == mmdet's multiclass_nms path ----------------

@@ -123,18 +123,19 @@ def load(path):
     return torch.load(path, map_location='cpu', weights_only=True)
 
 
-def logged_scalars(work_dir: str) -> dict:
-    """{iteration: scalars} from every run's vis_data/scalars.json under ``work_dir``; a
-    resumed run's lines overwrite nothing the interrupted run logged for later iterations."""
+def logged_scalars(work_dir: str, runs=None) -> dict:
+    """{iteration: scalars} from the vis_data/scalars.json of every run under ``work_dir``
+    (or of the ``runs`` given, e.g. ``[-1]``: the last one); a resumed run's lines overwrite
+    nothing the interrupted run logged for later iterations."""
     found = {}
-    for run in sorted(os.listdir(work_dir)):
-        path = osp.join(work_dir, run, 'vis_data', 'scalars.json')
-        if osp.isfile(path):
-            with open(path) as f:
-                for line in f:
-                    record = json.loads(line)
-                    record.pop('time', None), record.pop('data_time', None)
-                    found[record['iter']] = record
+    names = sorted(n for n in os.listdir(work_dir)
+                   if osp.isfile(osp.join(work_dir, n, 'vis_data', 'scalars.json')))
+    for run in (names if runs is None else [names[i] for i in runs]):
+        with open(osp.join(work_dir, run, 'vis_data', 'scalars.json')) as f:
+            for line in f:
+                record = json.loads(line)
+                record.pop('time', None), record.pop('data_time', None)
+                found[record['iter']] = record
     return found
 
 
@@ -175,6 +176,10 @@ def test_interrupted_training_resumes_exactly(task, demo_data, tmp_path):
     scalars_a, scalars_b = logged_scalars(dir_a), logged_scalars(dir_b)
     for iteration in range(KILL_AFTER + 1, MAX_ITERS + 1):
         assert scalars_a[iteration] == scalars_b[iteration], iteration
+    # the resumed process trained only what was left: a silent restart from iteration 0
+    # would log iterations 1..KILL_AFTER again (and end with the same weights)
+    assert sorted(logged_scalars(dir_b, runs=[-1])) == list(range(KILL_AFTER + 1,
+                                                                  MAX_ITERS + 1))
 
 
 class _NoisyData(torch.utils.data.Dataset):

@@ -362,6 +362,13 @@ def test_end_to_end_train_test_and_other_vocabulary(demo_run):
     assert len(drawn) == 3
     assert Image.open(drawn[0]).size == (160, 160)  # prediction only: the gt ids are not ours
 
+    # OVSegVisualizationHook needs no training data (mmseg's hook builds the training loop)
+    show = root / 'pictures_no_train_data'
+    assert _test(demo_run, '--work-dir', 'test_no_train', '--show-dir', str(show), '--vocab',
+                 'red star,blue cross', *options,
+                 'train_dataloader.dataset.data_root=/nonexistent/') == 0
+    assert len(glob.glob(str(show / '**' / '*.png'), recursive=True)) == 3
+
     # one image from the command line with a custom vocabulary: overlay + legend
     image = glob.glob(osp.join(demo_run['paths']['ade_root'], 'images', 'validation', '*.jpg'))[0]
     out_dir = root / 'overlays'

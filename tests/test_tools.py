@@ -41,6 +41,19 @@ def test_test_amp_without_cuda_is_one_line(tmp_path):
         'none is available here')
 
 
+def test_detection_tta_without_a_tta_model_is_one_line(tmp_path):
+    """The shipped detection configs define no tta_model (mmdet's DetTTAModel merges boxes
+    only and asserts that predictions hold no masks); --tta is refused before any run."""
+    checkpoint = tmp_path / 'fake.pth'
+    checkpoint.write_bytes(b'')
+    result = run('tools/test.py', DEMO, str(checkpoint), '--tta',
+                 '--work-dir', str(tmp_path / 'work'))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        'error: --tta: the config defines no tta_model / tta_pipeline')
+    assert not (tmp_path / 'work').exists()
+
+
 def test_unknown_vocab_name_is_one_line(tmp_path):
     checkpoint = tmp_path / 'fake.pth'
     checkpoint.write_bytes(b'')

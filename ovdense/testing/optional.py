@@ -1,0 +1,18 @@
+"""Optional extras in tests: skip when an extra is NOT INSTALLED, fail when it is installed
+but broken (a skip would hide a broken install behind a row of 's')."""
+import importlib.util
+import types
+
+import pytest
+
+
+def require_mmaction() -> types.ModuleType:
+    """mmaction (through ovdense's import shim), or a skip if the 'action' extra is absent."""
+    if importlib.util.find_spec('mmaction') is None:
+        pytest.skip(reason='mmaction2 is not installed (extra "action")')
+    from ovdense.compat import import_mmaction
+    module = import_mmaction()
+    if module is None:  # installed, yet unusable: import_mmaction warned with the reason
+        pytest.fail('mmaction2 is installed but does not import (see the warning above); '
+                    'a broken install must fail the tests, not skip them')
+    return module
