@@ -16,11 +16,14 @@ $(ENV_STAMP): setup.py tools/setup_env.sh tools/build_mmcv.sh
 test: env
 	$(PY) -m pytest tests $(PYTEST_ARGS)
 
+# TASKS=det or TASKS=seg runs one task (default: both)
+DEMO_TASKS = $(if $(TASKS),--tasks $(TASKS),)
+
 demo: env
-	$(PY) tools/run_demo.py
+	$(PY) tools/run_demo.py $(DEMO_TASKS)
 
 demo-control: env
-	$(PY) tools/run_demo.py --control
+	$(PY) tools/run_demo.py --control $(DEMO_TASKS)
 
 bench: env
 	$(PY) tools/benchmark.py

@@ -27,17 +27,22 @@ def test_short_demo_runs_end_to_end(tmp_path):
          '--pictures', '2'], cwd=REPO, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     with open(work_dir / 'demo_metrics.json') as f:
-        metrics = json.load(f)['text classifier']
+        metrics = json.load(f)
     for key in KEYS:
-        assert key in metrics, key
-    assert 'APr(novel)' in result.stdout
-    for name in ('dataset_vocabulary', 'custom_vocabulary'):
-        pictures = [f for _, _, files in os.walk(work_dir / 'text' / 'pictures' / name)
-                    for f in files if f.endswith(('.jpg', '.png'))]
-        assert len(pictures) == 2, name
+        assert key in metrics['det']['text classifier'], key
+    for key in ('mIoU', 'mIoU_novel', 'mIoU_base', 'mAcc'):
+        assert key in metrics['seg']['text classifier'], key
+    assert 'APr(novel)' in result.stdout and 'mIoU(novel)' in result.stdout
+    assert '[det] wall time' in result.stdout and '[seg] wall time' in result.stdout
+    for task in ('det', 'seg'):
+        for name in ('dataset_vocabulary', 'custom_vocabulary'):
+            folder = work_dir / task / 'text' / 'pictures' / name
+            pictures = [f for _, _, files in os.walk(folder)
+                        for f in files if f.endswith(('.jpg', '.png'))]
+            assert len(pictures) == 2, (task, name)
 
     # metrics with a vocabulary that is not the dataset's: refused with one line
-    checkpoint = work_dir / 'text' / 'iter_3.pth'
+    checkpoint = work_dir / 'det' / 'text' / 'iter_3.pth'
     refused = subprocess.run(
         [sys.executable, 'tools/test.py', 'configs/demo/' + DEMO_CONFIG_NAME, str(checkpoint),
          '--vocab', 'red_star,blue_cross', '--work-dir', str(tmp_path / 'refused'),

@@ -71,7 +71,9 @@ val_dataloader = dict(
         reduce_zero_label=True, pipeline=test_pipeline,
         indices=None))  # an int N tests on the first N images only (the demo's pictures)
 test_dataloader = val_dataloader
-val_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
+# mmseg's IoUMetric keys plus mIoU_novel / mIoU_base over the classes training left out
+val_evaluator = dict(type='OpenVocabIoUMetric', vocabulary=vocabulary, novel_classes='r',
+                     iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)

@@ -1,3 +1,3 @@
-from .metrics import OVCocoMetric, OpenVocabAccMetric, per_category_ap50
+from .metrics import OVCocoMetric, OpenVocabAccMetric, OpenVocabIoUMetric, per_category_ap50
 
-__all__ = ['OVCocoMetric', 'OpenVocabAccMetric', 'per_category_ap50']
+__all__ = ['OVCocoMetric', 'OpenVocabAccMetric', 'OpenVocabIoUMetric', 'per_category_ap50']

@@ -1,4 +1,5 @@
 from ...compat import import_mmaction
+from .open_vocab_iou_metric import OpenVocabIoUMetric
 from .ov_coco_metric import OVCocoMetric, per_category_ap50
 
 if import_mmaction() is not None:
@@ -6,4 +7,4 @@ if import_mmaction() is not None:
 else:  # pragma: no cover - mmaction2 not installed (extra "action")
     OpenVocabAccMetric = None
 
-__all__ = ['OVCocoMetric', 'OpenVocabAccMetric', 'per_category_ap50']
+__all__ = ['OVCocoMetric', 'OpenVocabAccMetric', 'OpenVocabIoUMetric', 'per_category_ap50']
