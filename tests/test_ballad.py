@@ -105,11 +105,17 @@ def test_phase_b_draws_tail_classes_at_the_lvis_repeat_factors(long_tailed):
 
 
 def _train(config, work_dir, data_root, *options):
+    """tools/train.py for 2 iterations with every data path of the config under
+    ``data_root`` (the runner builds the val loop too, so its paths must exist as well)."""
     root = osp.abspath(data_root)
     classifier = 'model.roi_head.bbox_head.text_classifier'
+    val_paths = [f'{split}_{key}={root}/lvis/{path}' for split in ('val', 'test')
+                 for key, path in (('dataloader.dataset.data_root', ''),
+                                   ('evaluator.ann_file', 'annotations/lvis_v1_val.json'))]
     command = [sys.executable, 'tools/train.py', config, '--work-dir', str(work_dir),
                '--cfg-options', f'{classifier}.vocabulary={root}/vocab_det.json',
-               f'{classifier}.text_tower.hf_dir={root}/text_tower', 'train_cfg.max_iters=2',
+               f'{classifier}.text_tower.hf_dir={root}/text_tower', *val_paths,
+               'train_cfg.max_iters=2',
                'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
                'param_scheduler.1.end=2', 'default_hooks.checkpoint.interval=2',
                'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
