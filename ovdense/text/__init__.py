@@ -17,7 +17,8 @@ __all__ = [
     'RandomClassEmbeddings', 'TrainedTowerClassEmbeddings', 'WithClassEmbeddings',
     'shared_class_embeddings', 'TextCosineClassifier', 'random_class_embeddings',
     'EmbeddingCache', 'build_class_embeddings', 'load_classifier_file', 'save_classifier_file',
-    'save_classifier_pair',     'TEMPLATE_SETS', 'PromptStyle', 'load_templates', 'TextTower', 'load_tower_config',
+    'save_classifier_pair', 'TEMPLATE_SETS', 'PromptStyle', 'load_templates', 'TextTower',
+    'load_tower_config',
     'ClassEntry', 'Vocabulary', 'VocabularyError', 'builtin_names', 'load_vocabulary',
     'novel_class_ids', 'vocabulary_from_lvis_categories'
 ]

@@ -4,7 +4,7 @@ import json
 import os
 import os.path as osp
 import warnings
-from typing import Dict, List, Optional, Sequence, Set, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Sequence, Set, Tuple
 
 import numpy as np
 import torch
@@ -76,35 +76,56 @@ def build_class_embeddings(tower, vocabulary: Vocabulary, style: PromptStyle,
     """(K, D) unit-norm class embeddings: per prompt normalise, mean per class, re-normalise
     (the convention of open_clip's zero-shot classifier and mmseg's CLIPTextEncoder).
 
-    ``prompt_tokens`` (made for this vocabulary and style) skips the tokenisation. Without
-    it the prompts are tokenised and encoded STREAM_PROMPTS at a time, under one progress
-    bar (``progress``) for both phases; long prompts are reported in one warning.
+    The prompts are encoded STREAM_PROMPTS at a time under one progress bar (``progress``)
+    and summed per class as they come. ``prompt_tokens`` (made, and checked, for this
+    vocabulary and style) skips the tokenisation; without it each slice is tokenised too,
+    and long prompts and classes that tokenise alike are reported once at the end.
     """
-    if prompt_tokens is not None:
-        encoded = tower.encode_tokens_eval(prompt_tokens.tokens, batch_size, progress)
-        return average_per_class(encoded, prompt_tokens.per_class)
-    prompts, per_class = ensemble_prompts(vocabulary, style)
-    prompt_of, class_of = _pairs_by_prompt(per_class)
-    sums, digests, cut = None, [], []
-    bar = _progress_bar(len(prompts), progress)
+    if prompt_tokens is None:
+        prompts, per_class = ensemble_prompts(vocabulary, style)
+        slices = _tokenised_slices(tower, vocabulary, prompts, per_class)
+        total = len(prompts)
+    else:
+        per_class, tokens = prompt_tokens.per_class, prompt_tokens.tokens
+        total = len(tokens)
+        slices = ((start, tokens[start:start + STREAM_PROMPTS])
+                  for start in range(0, total, STREAM_PROMPTS))
+    return _sum_per_class(tower, slices, per_class, total, batch_size, progress)
+
+
+def _tokenised_slices(tower, vocabulary: Vocabulary, prompts: List[str],
+                      per_class: List[List[int]]) -> Iterator[Tuple[int, torch.Tensor]]:
+    """(start, token rows) of each slice of ``prompts``; once all are out, the checks of
+    :class:`PromptTokens` over the whole vocabulary, from what each slice left behind."""
+    digests, cut = [], []
     for start in range(0, len(prompts), STREAM_PROMPTS):
         texts = prompts[start:start + STREAM_PROMPTS]
         tokens = tower.tokenize(texts, report_cuts=False)
         cut += [start + i for i in tower.cut_texts(texts, tokens)]
         digests.append(token_row_digests(tokens))
-        encoded = tower.encode_tokens_eval(tokens, batch_size)
-        lo, hi = torch.searchsorted(prompt_of, torch.tensor([start, start + len(texts)]))
-        if sums is None:
-            sums = encoded.new_zeros(len(per_class), encoded.shape[1])
-        sums.index_add_(0, class_of[lo:hi].to(sums.device),
-                        encoded[(prompt_of[lo:hi] - start).to(encoded.device)])
-        if bar is not None:
-            bar.update(len(texts))
-    if bar is not None:
-        bar.close()
+        yield start, tokens
     if cut:
         tower.warn_cut(len(cut), len(prompts), prompts[cut[0]])
     check_class_tokens(tower, vocabulary, prompts, per_class, torch.cat(digests))
+
+
+def _sum_per_class(tower, slices: Iterable[Tuple[int, torch.Tensor]],
+                   per_class: List[List[int]], total: int, batch_size: int,
+                   progress: bool) -> torch.Tensor:
+    """Encode each slice of token rows and add every prompt's embedding to the sum of each
+    class that has it (a prompt two classes share counts for both); (K, D) normalised sums."""
+    prompt_of, class_of = _pairs_by_prompt(per_class)
+    sums = None
+    from tqdm import tqdm
+    with tqdm(total=total, desc='encoding prompts', unit='prompt', disable=not progress) as bar:
+        for start, tokens in slices:
+            encoded = tower.encode_tokens_eval(tokens, batch_size)
+            lo, hi = torch.searchsorted(prompt_of, torch.tensor([start, start + len(tokens)]))
+            if sums is None:
+                sums = encoded.new_zeros(len(per_class), encoded.shape[1])
+            sums.index_add_(0, class_of[lo:hi].to(sums.device),
+                            encoded[(prompt_of[lo:hi] - start).to(encoded.device)])
+            bar.update(len(tokens))
     return F.normalize(sums, dim=-1)
 
 
@@ -116,24 +137,6 @@ def _pairs_by_prompt(per_class: List[List[int]]) -> Tuple[torch.Tensor, torch.Te
                                        torch.tensor([len(ids) for ids in per_class]))
     order = torch.sort(prompt_of, stable=True).indices
     return prompt_of[order], class_of[order]
-
-
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-    return tqdm(total=total, desc='tokenising and encoding prompts', unit='prompt')
-
-
-def average_per_class(encoded: torch.Tensor, per_class: List[List[int]]) -> torch.Tensor:
-    """(K, D): the normalised sum of each class's prompt embeddings (rows of ``encoded``)."""
-    index = torch.tensor([i for ids in per_class for i in ids], device=encoded.device)
-    owner = torch.repeat_interleave(torch.arange(len(per_class), device=encoded.device),
-                                    torch.tensor([len(ids) for ids in per_class],
-                                                 device=encoded.device))
-    sums = torch.zeros(len(per_class), encoded.shape[1], device=encoded.device,
-                       dtype=encoded.dtype).index_add_(0, owner, encoded[index])
-    return F.normalize(sums, dim=-1)
 
 
 def cache_key(tower_fingerprint: str, vocabulary: Vocabulary, style: PromptStyle) -> str:
