@@ -17,6 +17,9 @@ from ovdense.datasets.demo_data import (DET_CLASSES, F_MIN_IMAGES, R_MAX_IMAGES,
 from ovdense.datasets.demo_text import prepare_demo_text_tower
 from ovdense.testing.configs import REPO
 
+sys.path.insert(0, REPO + '/tools')
+from run_demo import data_options, schedule_options  # noqa: E402
+
 PHASE_A = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis-lt.py'
 PHASE_B = 'configs/demo/ballad_mask-rcnn_icar-swin-nano_fpn_100i_ovdense-demo-lvis-lt.py'
 # Detection at its default sizes (the long tail is a property of them); the rest tiny.
@@ -104,22 +107,18 @@ def test_phase_b_draws_tail_classes_at_the_lvis_repeat_factors(long_tailed):
     assert share(drawn, 'f') < share(plain, 'f')
 
 
-def _train(config, work_dir, data_root, *options):
+def _train(config, work_dir, data_root, *options, wrapped_train_set=False):
     """tools/train.py for 2 iterations with every data path of the config under
-    ``data_root`` (the runner builds the val loop too, so its paths must exist as well)."""
-    root = osp.abspath(data_root)
-    classifier = 'model.roi_head.bbox_head.text_classifier'
-    val_paths = [f'{split}_{key}={root}/lvis/{path}' for split in ('val', 'test')
-                 for key, path in (('dataloader.dataset.data_root', ''),
-                                   ('evaluator.ann_file', 'annotations/lvis_v1_val.json'))]
+    ``data_root`` (as ``make demo`` points its configs; the runner builds the val loop too).
+    ``wrapped_train_set``: the training set sits inside a dataset wrapper."""
+    paths = data_options(data_root)
+    if wrapped_train_set:
+        paths = [p.replace('train_dataloader.dataset.', 'train_dataloader.dataset.dataset.')
+                 for p in paths]
     command = [sys.executable, 'tools/train.py', config, '--work-dir', str(work_dir),
-               '--cfg-options', f'{classifier}.vocabulary={root}/vocab_det.json',
-               f'{classifier}.text_tower.hf_dir={root}/text_tower', *val_paths,
-               'train_cfg.max_iters=2',
-               'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
-               'param_scheduler.1.end=2', 'default_hooks.checkpoint.interval=2',
-               'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
-               'train_dataloader.persistent_workers=False', *options]
+               '--cfg-options', *paths, *schedule_options(2), 'train_dataloader.batch_size=2',
+               'train_dataloader.num_workers=0', 'train_dataloader.persistent_workers=False',
+               *options]
     result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return result, read_checkpoint(str(work_dir / 'iter_2.pth'))['state_dict']
@@ -127,13 +126,11 @@ def _train(config, work_dir, data_root, *options):
 
 @pytest.mark.slow
 def test_phase_a_then_phase_b_with_the_shipped_configs(long_tailed, tmp_path):
-    lvis = long_tailed['lvis_root'] + '/'
-    _, phase_a = _train(PHASE_A, tmp_path / 'a', long_tailed['root'],
-                        f'train_dataloader.dataset.data_root={lvis}')
+    _, phase_a = _train(PHASE_A, tmp_path / 'a', long_tailed['root'])
     assert not any('.adapter.' in key for key in phase_a)
     result, phase_b = _train(PHASE_B, tmp_path / 'b', long_tailed['root'],
-                             f'train_dataloader.dataset.dataset.data_root={lvis}',
-                             f'load_from={tmp_path / "a" / "iter_2.pth"}')
+                             f'load_from={tmp_path / "a" / "iter_2.pth"}',
+                             wrapped_train_set=True)
     assert 'TrainOnlyHook: training 2 parameter tensors' in result.stdout + result.stderr
     assert sorted(set(phase_b) - set(phase_a)) == ADAPTER_KEYS
     changed = [key for key in phase_a if not torch.equal(phase_a[key], phase_b[key])]
