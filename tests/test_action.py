@@ -16,14 +16,9 @@ import ovdense  # noqa: F401
 from ovdense.testing import tiny_text_tower_cfg
 from ovdense.testing.configs import (REPO, load_tool, parameters_without_gradient,
                                      shipped_configs, shrink_config)
+from ovdense.testing.optional import require_mmaction
 
-import importlib.util  # noqa: E402
-
-if importlib.util.find_spec('mmaction') is None:
-    pytest.skip(reason='mmaction2 is not installed (extra "action")', allow_module_level=True)
-from ovdense.testing.optional import require_mmaction  # noqa: E402
-
-require_mmaction()  # installed but broken: every test here fails, none is skipped
+require_mmaction(module_level=True)  # absent: skipped; installed but broken: fails
 
 import cv2  # noqa: E402
 

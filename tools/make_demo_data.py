@@ -8,7 +8,6 @@ Reuses an existing copy made with the same seed, sizes and profile unless ``--fo
 Also writes the demo text tower's tokenizer and config under ``<out>/text_tower``.
 """
 import argparse
-import json
 import os
 import sys
 import time
@@ -19,6 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from ovdense.datasets.demo_data import (ACTION_CLASSES, DET_CLASSES, NOVEL_CLASSES,  # noqa: E402
                                         PROFILES, make_demo_data)
 from ovdense.datasets.demo_text import prepare_demo_text_tower  # noqa: E402
+from ovdense.text import load_vocabulary  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -35,9 +35,8 @@ def parse_args(argv=None):
 
 
 def _frequency_counts(vocab_path: str) -> str:
-    with open(vocab_path, encoding='utf-8') as f:
-        classes = json.load(f)['classes']
-    return ', '.join(f"{sum(c['frequency'] == k for c in classes)} '{k}'" for k in 'rcf')
+    classes = load_vocabulary(vocab_path)
+    return ', '.join(f"{sum(c.frequency == k for c in classes)} '{k}'" for k in 'rcf')
 
 
 def main(argv=None) -> int:

@@ -6,10 +6,12 @@ import types
 import pytest
 
 
-def require_mmaction() -> types.ModuleType:
-    """mmaction (through ovdense's import shim), or a skip if the 'action' extra is absent."""
+def require_mmaction(module_level: bool = False) -> types.ModuleType:
+    """mmaction (through ovdense's import shim), or a skip if the 'action' extra is absent
+    (of the whole test module with ``module_level``)."""
     if importlib.util.find_spec('mmaction') is None:
-        pytest.skip(reason='mmaction2 is not installed (extra "action")')
+        pytest.skip(reason='mmaction2 is not installed (extra "action")',
+                    allow_module_level=module_level)
     from ovdense.compat import import_mmaction
     module = import_mmaction()
     if module is None:  # installed, yet unusable: import_mmaction warned with the reason
