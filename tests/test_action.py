@@ -302,8 +302,8 @@ TEST_OPTIONS = ['test_dataloader.num_workers=0', 'test_dataloader.persistent_wor
 def action_run(tmp_path_factory):
     """Tiny demo videos (1 clip per action and split) under <tmp>/data/ovdense_demo (the
     config's relative data_root) and a 3-iteration tools/train.py run."""
-    from ovdense.datasets.demo_data import make_demo_data
-    from ovdense.datasets.demo_text import prepare_demo_text_tower
+    from ovdense.demo.data import make_demo_data
+    from ovdense.demo.text_tower import prepare_demo_text_tower
     root = tmp_path_factory.mktemp('action_e2e')
     paths = make_demo_data(str(root / 'data' / 'ovdense_demo'), seed=0, sizes=dict(
         det_train=1, det_val=1, seg_train=1, seg_val=1, video_train_per_class=1,

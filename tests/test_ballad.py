@@ -12,9 +12,9 @@ import torch
 from mmengine.config import Config
 
 from ovdense.checkpoints import read_checkpoint
-from ovdense.datasets.demo_data import (DET_CLASSES, F_MIN_IMAGES, R_MAX_IMAGES,
+from ovdense.demo.data import (DET_CLASSES, F_MIN_IMAGES, R_MAX_IMAGES,
                                         make_demo_data)
-from ovdense.datasets.demo_text import prepare_demo_text_tower
+from ovdense.demo.text_tower import prepare_demo_text_tower
 from ovdense.testing.configs import REPO
 
 sys.path.insert(0, REPO + '/tools')

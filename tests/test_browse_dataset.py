@@ -23,7 +23,7 @@ SIZES = dict(det_train=3, det_val=2, seg_train=2, seg_val=2, video_train_per_cla
 
 @pytest.fixture(scope='module')
 def demo(tmp_path_factory):
-    from ovdense.datasets.demo_data import make_demo_data
+    from ovdense.demo.data import make_demo_data
     return make_demo_data(str(tmp_path_factory.mktemp('browse') / 'data'), seed=0, sizes=SIZES)
 
 

@@ -2,12 +2,14 @@
 evaluator -> pictures with the dataset and a custom vocabulary."""
 import json
 import os
+import os.path as osp
 import subprocess
 import sys
 
 import pytest
 
-from ovdense.testing.configs import REPO
+from ovdense.testing.configs import REPO, load_tool
+from ovdense.utils.cli import ConfigError
 
 sys.path.insert(0, REPO + '/tools')
 from run_demo import data_options  # noqa: E402
@@ -19,7 +21,7 @@ KEYS = [f'lvis/{kind}_AP{suffix}' for kind in ('bbox', 'segm') for suffix in (''
 
 
 @pytest.mark.slow
-def test_short_demo_runs_end_to_end(tmp_path):
+def test_short_demo_runs_end_to_end(tmp_path, capsys):
     work_dir = tmp_path / 'work'
     result = subprocess.run(
         [sys.executable, 'tools/run_demo.py', '--data-root', str(tmp_path / 'data'),
@@ -41,30 +43,22 @@ def test_short_demo_runs_end_to_end(tmp_path):
                         for f in files if f.endswith(('.jpg', '.png'))]
             assert len(pictures) == 2, (task, name)
 
-    # metrics with a vocabulary that is not the dataset's: refused with one line
-    checkpoint = work_dir / 'det' / 'text' / 'iter_3.pth'
-    refused = subprocess.run(
-        [sys.executable, 'tools/test.py', 'configs/demo/' + DEMO_CONFIG_NAME, str(checkpoint),
-         '--vocab', 'red_star,blue_cross', '--work-dir', str(tmp_path / 'refused'),
-         '--cfg-options', *data_options(str(tmp_path / 'data'))],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert refused.returncode == 2
-    assert 'metrics need the dataset' in refused.stderr.strip().splitlines()[-1]
+    # In-process from here (no new interpreter per tool run: the test stays short).
+    # Metrics with a vocabulary that is not the dataset's: refused with one line.
+    config = osp.join(REPO, 'configs', 'demo', DEMO_CONFIG_NAME)
+    checkpoint = str(work_dir / 'det' / 'text' / 'iter_3.pth')
+    options = ['--cfg-options', *data_options(str(tmp_path / 'data'))]
+    with pytest.raises(ConfigError, match="metrics need the dataset's own class list"):
+        load_tool('test').main([config, checkpoint, '--vocab', 'red_star,blue_cross',
+                                '--work-dir', str(tmp_path / 'refused'), *options])
 
     # InMaP proxies from the unlabeled training images, then tested as the classifier file
     proxies = tmp_path / 'proxies.npy'
-    learned = subprocess.run(
-        [sys.executable, 'tools/learn_vision_proxies.py', 'configs/demo/' + DEMO_CONFIG_NAME,
-         str(checkpoint), '--images', str(tmp_path / 'data' / 'lvis' / 'train2017'),
-         '--out', str(proxies), '--min-foreground', '0', '--iters', '20',
-         '--cfg-options', *data_options(str(tmp_path / 'data'))],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert learned.returncode == 0, learned.stderr[-3000:]
-    assert f'from {24 * 16} features of 24 inputs' in learned.stdout
-    tested = subprocess.run(
-        [sys.executable, 'tools/test.py', 'configs/demo/' + DEMO_CONFIG_NAME, str(checkpoint),
-         '--vocab', str(tmp_path / 'data' / 'vocab_det.json'), '--vocab-embeddings',
-         str(proxies), '--work-dir', str(tmp_path / 'proxies'),
-         '--cfg-options', *data_options(str(tmp_path / 'data'))],
-        cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert tested.returncode == 0, tested.stderr[-3000:]
+    assert load_tool('learn_vision_proxies').main(
+        [config, checkpoint, '--images', str(tmp_path / 'data' / 'lvis' / 'train2017'),
+         '--out', str(proxies), '--min-foreground', '0', '--iters', '20', *options]) == 0
+    assert f'from {24 * 16} features of 24 inputs' in capsys.readouterr().out
+    assert load_tool('test').main(
+        [config, checkpoint, '--vocab', str(tmp_path / 'data' / 'vocab_det.json'),
+         '--vocab-embeddings', str(proxies), '--work-dir', str(tmp_path / 'proxies'),
+         *options]) == 0

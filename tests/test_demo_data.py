@@ -10,8 +10,8 @@ import PIL.Image as PIL_Image
 import pycocotools.mask as mask_utils
 import pytest
 
-from ovdense.datasets import demo_data
-from ovdense.datasets.demo_data import (ACTION_CLASSES, BASE_CLASSES, COLOURS,
+from ovdense.demo import data as demo_data
+from ovdense.demo.data import (ACTION_CLASSES, BASE_CLASSES, COLOURS,
                                         DET_CLASSES, IMAGE_SIZE, NOVEL_CLASSES, SEG_CLASSES,
                                         SHAPES, VIDEO_FRAMES, VIDEO_SIZE, make_demo_data)
 from ovdense.testing.optional import require_mmaction

@@ -29,7 +29,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from ovdense.datasets.demo_data import BASE_CLASSES, COLOURS, DET_CLASSES, NOVEL_CLASSES, SHAPES
+from ovdense.demo.data import BASE_CLASSES, COLOURS, DET_CLASSES, NOVEL_CLASSES, SHAPES
 from ovdense.testing import tiny_text_tower_cfg
 from ovdense.text import TextCosineClassifier
 

@@ -29,7 +29,7 @@ ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
 @pytest.fixture(scope='module')
 def demo_data(tmp_path_factory):
-    from ovdense.datasets.demo_data import make_demo_data
+    from ovdense.demo.data import make_demo_data
     return make_demo_data(str(tmp_path_factory.mktemp('reliability') / 'data'), seed=0,
                           sizes=SIZES)
 

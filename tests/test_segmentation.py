@@ -295,8 +295,8 @@ def test_vocab_seg_dataset_takes_classes_from_a_vocabulary(tmp_path):
 def demo_run(tmp_path_factory):
     """Tiny demo data under <tmp>/data/ovdense_demo (the config's relative data_root) and a
     3-iteration training run."""
-    from ovdense.datasets.demo_data import make_demo_data
-    from ovdense.datasets.demo_text import prepare_demo_text_tower
+    from ovdense.demo.data import make_demo_data
+    from ovdense.demo.text_tower import prepare_demo_text_tower
     root = tmp_path_factory.mktemp('seg_e2e')
     paths = make_demo_data(str(root / 'data' / 'ovdense_demo'), seed=0, sizes=dict(
         det_train=1, det_val=1, seg_train=6, seg_val=3, video_train_per_class=1,

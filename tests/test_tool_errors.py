@@ -130,7 +130,7 @@ TRAIN_SIZES = {'det_train': 1, 'det_val': 1, 'seg_train': 2, 'seg_val': 1,
 def trained(tmp_path_factory):
     """A 2-iteration run of the tiny segmentation demo, a checkpoint after each iteration:
     (config, work dir holding iter_1.pth and iter_2.pth)."""
-    from ovdense.datasets.demo_data import make_demo_data
+    from ovdense.demo.data import make_demo_data
     root = tmp_path_factory.mktemp('resume')
     data = make_demo_data(str(root / 'data'), seed=0, sizes=TRAIN_SIZES)
     cfg = shrink_config(SEG_CONFIG, str(root))

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Generate the synthetic demo dataset used by ``make demo`` (see ovdense/datasets/demo_data.py).
+"""Generate the synthetic demo dataset used by ``make demo`` (see ovdense/demo/data.py).
 
     python tools/make_demo_data.py [--out data/ovdense_demo] [--seed 0] [--force]
                                    [--profile {open-vocabulary,long-tailed}]
@@ -15,9 +15,9 @@ import time
 # Runnable from a source checkout without installing the package.
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from ovdense.datasets.demo_data import (ACTION_CLASSES, DET_CLASSES, NOVEL_CLASSES,  # noqa: E402
+from ovdense.demo.data import (ACTION_CLASSES, DET_CLASSES, NOVEL_CLASSES,  # noqa: E402
                                         PROFILES, make_demo_data)
-from ovdense.datasets.demo_text import prepare_demo_text_tower  # noqa: E402
+from ovdense.demo.text_tower import prepare_demo_text_tower  # noqa: E402
 from ovdense.text import load_vocabulary  # noqa: E402
 
 

@@ -53,8 +53,8 @@ def parse_args(argv=None):
 
 
 def prepare_data(data_root: str, sizes=None) -> dict:
-    from ovdense.datasets.demo_data import make_demo_data
-    from ovdense.datasets.demo_text import prepare_demo_text_tower
+    from ovdense.demo.data import make_demo_data
+    from ovdense.demo.text_tower import prepare_demo_text_tower
     paths = make_demo_data(data_root, seed=0, sizes=sizes)
     prepare_demo_text_tower(data_root)
     return paths

@@ -37,7 +37,7 @@ def tiny_text_tower_cfg(directory: str, **kwargs) -> Dict:
 def tiny_roberta_dir(directory: str, hidden: int = 32, layers: int = 2) -> str:
     """A local Hugging Face directory: tiny RoBERTa config + a byte-level BPE tokenizer
     trained on a few sentences (stand-ins for a copy of ``roberta-base``)."""
-    from ..text.local_roberta import build_local_roberta_dir
+    from ..demo.text_tower import build_local_roberta_dir
     return build_local_roberta_dir(directory, _TOKENIZER_CORPUS, hidden=hidden, layers=layers)
 
 

@@ -41,6 +41,8 @@ __all__ = [
 
 # Bump whenever the output for a given (seed, sizes) changes, so stale copies are rebuilt.
 GENERATOR_VERSION = 2  # 2: manifest records the profile
+# The generator's name in manifests (its module's name before it moved to ovdense.demo):
+# copies made earlier are still recognised, reused and never refused as foreign data.
 GENERATOR_NAME = 'ovdense.datasets.demo_data'
 SOURCE = 'ovdense demo generator'
 
