@@ -96,5 +96,5 @@ optim_wrapper = dict(
         backbone=dict(lr_mult=0.1),
         text_tower=dict(lr_mult=0.1)))
 
-custom_hooks = [dict(type='ActionVocabularyCheckHook')]
+custom_hooks = [dict(type='VocabularyCheckHook')]
 custom_imports = dict(imports=['ovdense'], allow_failed_imports=False)

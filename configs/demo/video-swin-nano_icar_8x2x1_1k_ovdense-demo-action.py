@@ -85,7 +85,7 @@ default_hooks = dict(
     logger=dict(type='LoggerHook', interval=50, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=500, max_keep_ckpts=2,
                     save_best=None))
-custom_hooks = [dict(type='ActionVocabularyCheckHook')]
+custom_hooks = [dict(type='VocabularyCheckHook')]
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)
 custom_imports = dict(imports=['ovdense'], allow_failed_imports=False)

@@ -1,7 +1,7 @@
-from .hooks import (ActionVocabularyCheckHook, CheckpointMatchHook, DetVocabularyCheckHook,
-                    ExactResumeHook, OpenVocabularyHook, OVSegVisualizationHook,
-                    SegVocabularyCheckHook)
+from .hooks import (CheckpointMatchHook, ExactResumeHook, OpenVocabularyHook,
+                    OVSegVisualizationHook, SegVocabularyCheckHook, TrainOnlyHook,
+                    VocabularyCheckHook)
 
-__all__ = ['ActionVocabularyCheckHook', 'CheckpointMatchHook', 'DetVocabularyCheckHook',
-           'ExactResumeHook', 'OVSegVisualizationHook', 'OpenVocabularyHook',
-           'SegVocabularyCheckHook']
+__all__ = ['CheckpointMatchHook', 'ExactResumeHook', 'OVSegVisualizationHook',
+           'OpenVocabularyHook', 'SegVocabularyCheckHook', 'TrainOnlyHook',
+           'VocabularyCheckHook']

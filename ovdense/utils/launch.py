@@ -176,16 +176,18 @@ def add_exact_resume_hook(cfg: Config) -> None:
 
 
 def add_vocabulary_check(cfg: Config) -> None:
-    """mmdet runs: the text classifiers' classes must match the dataset's (mmseg / mmaction
-    configs list their own check hooks)."""
-    if cfg.get('default_scope') == 'mmdet':
-        add_hook(cfg, dict(type='DetVocabularyCheckHook'))
+    """Every run: the classes the model scores must be the dataset's
+    (``VocabularyCheckHook``, unless the config lists it or a subclass such as
+    ``SegVocabularyCheckHook``)."""
+    from ..engine.hooks import CHECK_HOOK_TYPES
+    add_hook(cfg, dict(type='VocabularyCheckHook'), CHECK_HOOK_TYPES)
 
 
-def add_hook(cfg: Config, hook: dict) -> None:
-    """Append ``hook`` to ``custom_hooks`` unless one of its type is there."""
+def add_hook(cfg: Config, hook: dict, same: Tuple[str, ...] = ()) -> None:
+    """Append ``hook`` to ``custom_hooks`` unless one of its type (or of a type in ``same``)
+    is there."""
     hooks = list(cfg.get('custom_hooks') or [])
-    if not any(_hook_type(h) == hook['type'] for h in hooks):
+    if not any(_hook_type(h) in (hook['type'], *same) for h in hooks):
         cfg.custom_hooks = hooks + [hook]
 
 

@@ -1,13 +1,10 @@
-from ...compat import import_mmaction
-from .runtime_hooks import (CheckpointMatchHook, DetVocabularyCheckHook, ExactResumeHook,
-                            OpenVocabularyHook, TrainOnlyHook, normalised_names)
+from .runtime_hooks import (CheckpointMatchHook, ExactResumeHook, OpenVocabularyHook,
+                            TrainOnlyHook)
 from .segmentation_hooks import OVSegVisualizationHook, SegVocabularyCheckHook
+from .vocabulary_check_hook import (CHECK_HOOK_TYPES, VocabularyCheckHook,
+                                    check_dataset_classes, normalised_names, scored_vocabulary)
 
-if import_mmaction() is not None:
-    from .action_hooks import ActionVocabularyCheckHook
-else:  # pragma: no cover - mmaction2 not installed (extra "action")
-    ActionVocabularyCheckHook = None
-
-__all__ = ['ActionVocabularyCheckHook', 'CheckpointMatchHook', 'DetVocabularyCheckHook',
-           'ExactResumeHook', 'OVSegVisualizationHook', 'OpenVocabularyHook',
-           'SegVocabularyCheckHook', 'TrainOnlyHook', 'normalised_names']
+__all__ = ['CHECK_HOOK_TYPES', 'CheckpointMatchHook', 'ExactResumeHook',
+           'OVSegVisualizationHook', 'OpenVocabularyHook', 'SegVocabularyCheckHook',
+           'TrainOnlyHook', 'VocabularyCheckHook', 'check_dataset_classes', 'normalised_names',
+           'scored_vocabulary']

@@ -1,22 +1,17 @@
 """Hooks that bring ovdense behaviour into the stock mmengine loops."""
 import hashlib
-import logging
 from typing import Optional
 
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner.utils import set_random_seed
 
-from ...apis.vocabulary import set_model_vocabulary, text_classifiers
+from ...apis.vocabulary import set_model_vocabulary
 from ...registry import register
 from ...utils.cli import ConfigError
 from ...utils.io import OvdenseFileError
 from ...visualization import distinct_palette
-
-
-def normalised_names(names) -> tuple:
-    """Names compared as words: mmseg's ADE list spells 'bed ' with a trailing space."""
-    return tuple(' '.join(str(n).split()) for n in names)
+from .vocabulary_check_hook import normalised_names
 
 
 @register('HOOKS')
@@ -210,48 +205,3 @@ class CheckpointMatchHook(Hook):
             f'checkpoint {source!r} does not fit the model of this config '
             f'({type(model).__name__}): {matched} of {len(expected)} weights match by name and '
             f'shape, {" and ".join(problems)}. Was it trained with another config?')
-
-
-@register('HOOKS', scopes=('mmdet',))
-class DetVocabularyCheckHook(Hook):
-    """Detection counterpart of ``SegVocabularyCheckHook``: refuses to train, validate or test
-    (with metrics) when the text classifiers' class count differs from the dataset's. Label
-    ids index the vocabulary, so a mismatch would train on the wrong classes or score
-    predictions as other classes without any error. Same-size lists whose names differ are
-    reported as a warning. Runs after ``OpenVocabularyHook`` (``--vocab``); ``tools/train.py``
-    and ``tools/test.py`` add it to mmdet configs."""
-    priority = 'LOW'
-
-    def before_train(self, runner) -> None:
-        self._check(runner, runner.train_dataloader.dataset, 'training')
-
-    def before_val(self, runner) -> None:
-        self._check_loop(runner, runner.val_loop, 'validation')
-
-    def before_test(self, runner) -> None:
-        self._check_loop(runner, runner.test_loop, 'test')
-
-    def _check_loop(self, runner, loop, what: str) -> None:
-        if getattr(loop.evaluator, 'metrics', None):  # none: pictures only (--show-dir)
-            self._check(runner, loop.dataloader.dataset, what)
-
-    @staticmethod
-    def _check(runner, dataset, what: str) -> None:
-        classifiers = text_classifiers(getattr(runner.model, 'module', runner.model))
-        classes = tuple((getattr(dataset, 'metainfo', None) or {}).get('classes') or ())
-        if not classifiers or not classes:
-            return
-        vocab = classifiers[0].vocabulary
-        if len(vocab) != len(classes):
-            raise ConfigError(
-                f'vocabulary size mismatch: the model predicts {len(vocab)} classes (vocabulary '
-                f'{vocab.source!r}) but the {what} dataset {type(dataset).__name__} has '
-                f'{len(classes)} classes; use a config (or tools/test.py --vocab) whose '
-                "vocabulary is the dataset's class list, or --show-dir for pictures without "
-                'metrics')
-        if normalised_names(vocab.names) != normalised_names(classes):
-            diff = [(i, a, b) for i, (a, b) in enumerate(zip(vocab.names, classes))
-                    if normalised_names([a]) != normalised_names([b])]
-            print_log(f"the model's vocabulary and the {what} dataset's classes have the same "
-                      f'size but {len(diff)} names differ, e.g. {diff[:3]}', logger='current',
-                      level=logging.WARNING)

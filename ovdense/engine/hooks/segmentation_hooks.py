@@ -1,10 +1,7 @@
 """Hooks for segmentation runs with text classifiers.
 
-* ``SegVocabularyCheckHook``: refuses to train or evaluate when the model's classes and the
-  dataset's differ in number (labels would index the wrong classes, mIoU would be silently
-  wrong), and ground-truth values that are neither a class id nor the ignore index. Before
-  val / test it also re-syncs the segmentor's class count with its decode head (after a
-  ``--vocab`` swap).
+* ``SegVocabularyCheckHook``: ``VocabularyCheckHook`` plus a refusal of ground-truth values
+  that are neither a class id nor the ignore index.
 * ``OVSegVisualizationHook``: mmseg's ``SegVisualizationHook`` for runs whose vocabulary
   may differ from the dataset's (``tools/test.py --vocab ... --show-dir``).
 """
@@ -14,13 +11,11 @@ from typing import Dict, List, Optional
 import mmcv
 import torch
 from mmengine import fileio
-from mmengine.hooks import Hook
-from mmengine.logging import print_log
 from mmseg.engine.hooks import SegVisualizationHook
 
 from ...registry import register
 from ...utils.cli import ConfigError  # user errors: tools print one line and exit 2
-from .runtime_hooks import normalised_names
+from .vocabulary_check_hook import VocabularyCheckHook, normalised_names
 
 
 def _segmentor(runner):
@@ -38,25 +33,15 @@ def _decode_head(runner):
 
 
 @register('HOOKS', scopes=('mmseg',))
-class SegVocabularyCheckHook(Hook):
-    """Checks that a segmentation model's classes and a dataset's agree before they meet.
-
-    * train: the decode head's ``num_classes`` must equal the number of dataset classes
-      (label ids index the vocabulary).
-    * val / test with metrics: the same (after any ``OpenVocabularyHook`` swap; this hook runs
-      later), else mIoU would silently count predictions as absent classes; and every
-      ground-truth value must be a class id or the metric's ``ignore_index``.
-    Class names that differ only in spacing (mmseg's ``'bed '``) are equal; other name
-    differences are reported as a warning.
+class SegVocabularyCheckHook(VocabularyCheckHook):
+    """``VocabularyCheckHook`` (the model's classes and the dataset's must agree) plus, for
+    val / test with metrics, the label convention: every ground-truth value must be a class
+    id or the metric's ``ignore_index``, else mIoU would silently count it as another class.
     """
-    priority = 'LOW'
 
     def __init__(self, check_labels: bool = True):
         self.check_labels = check_labels
         self._eval_state: Dict[str, Optional[tuple]] = {}
-
-    def before_train(self, runner) -> None:
-        self._check_classes(runner, runner.train_dataloader.dataset, 'training')
 
     def before_val(self, runner) -> None:
         self._eval_state['val'] = self._check_eval(runner, runner.val_loop, 'validation')
@@ -70,42 +55,15 @@ class SegVocabularyCheckHook(Hook):
     def after_test_iter(self, runner, batch_idx, data_batch=None, outputs=None) -> None:
         self._check_outputs(self._eval_state.get('test'), outputs)
 
-    # ----------------------------------------------------------------------------------
-    def _check_classes(self, runner, dataset, what: str) -> Optional[int]:
-        head = _decode_head(runner)
-        classes = tuple((getattr(dataset, 'metainfo', None) or {}).get('classes') or ())
-        if head is None or not classes:
-            return None
-        num_classes = int(head.num_classes)
-        classifier = getattr(head, 'conv_seg', None)
-        vocab = getattr(classifier, 'vocabulary', None)
-        source = f' (vocabulary {vocab.source!r})' if vocab is not None else ''
-        if num_classes != len(classes):
-            raise ConfigError(
-                f'vocabulary size mismatch: the model predicts {num_classes} classes{source} '
-                f'but the {what} dataset {type(dataset).__name__} has {len(classes)} classes; '
-                'use a config (or tools/test.py --vocab) whose vocabulary is the dataset\'s '
-                'class list, or --show-dir for pictures without metrics')
-        if vocab is not None and normalised_names(vocab.names) != normalised_names(classes):
-            diff = [(i, a, b) for i, (a, b) in enumerate(zip(vocab.names, classes))
-                    if normalised_names([a]) != normalised_names([b])]
-            print_log(f'the model\'s vocabulary and the {what} dataset\'s classes have the same '
-                      f'size but {len(diff)} names differ, e.g. {diff[:3]}', logger='current',
-                      level=30)
-        return num_classes
-
     def _check_eval(self, runner, loop, what: str) -> Optional[tuple]:
-        metrics = list(getattr(loop.evaluator, 'metrics', []) or [])
-        if not metrics:  # e.g. --show-dir with another vocabulary: pictures only
+        vocab = self._check_loop(runner, loop, what)
+        if vocab is None or not self.check_labels:
             return None
-        num_classes = self._check_classes(runner, loop.dataloader.dataset, what)
-        if num_classes is None or not self.check_labels:
-            return None
+        metrics = loop.evaluator.metrics
         ignore = [m.ignore_index for m in metrics if hasattr(m, 'ignore_index')]
         if not ignore:
-            head = _decode_head(runner)
-            ignore = [getattr(head, 'ignore_index', 255)]
-        return num_classes, ignore[0], type(loop.dataloader.dataset).__name__
+            ignore = [getattr(_decode_head(runner), 'ignore_index', 255)]
+        return len(vocab), ignore[0], type(loop.dataloader.dataset).__name__
 
     @staticmethod
     def _check_outputs(state: Optional[tuple], outputs) -> None:
