@@ -1,6 +1,7 @@
 """Reliability: interrupted training resumes exactly, a failing rank ends a distributed job,
 concurrent builders of one text-embedding cache agree, and bad input is refused by name with
 nothing half-written left behind."""
+import importlib.util
 import json
 import os
 import os.path as osp
@@ -8,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from typing import Optional
 
 import pytest
 import torch
@@ -298,13 +300,19 @@ def hooks_options(directory: str, *hooks: dict) -> dict:
 
 def torchrun(config: str, work_dir: str, hooks_dir: str, timeout: float,
              nproc: int = 2) -> tuple:
-    """tools/train.py under torchrun (gloo on CPU); returns (exit code or None on timeout,
-    elapsed seconds, output). On timeout the whole process group is killed, not only
-    torchrun."""
+    """tools/train.py under torchrun (gloo on CPU); see :func:`torchrun_program`."""
+    return torchrun_program(['tools/train.py', config, '--launcher', 'pytorch', '--work-dir',
+                             work_dir], timeout, nproc, hooks_dir)
+
+
+def torchrun_program(program: list, timeout: float, nproc: int = 2,
+                     python_path: Optional[str] = None) -> tuple:
+    """``program`` (a script and its arguments, or ``-m module ...``) under torchrun; returns
+    (exit code or None on timeout, elapsed seconds, output). On timeout the whole process
+    group is killed, not only torchrun."""
     command = [sys.executable, '-m', 'torch.distributed.run', '--standalone',
-               '--nproc_per_node', str(nproc), 'tools/train.py', config,
-               '--launcher', 'pytorch', '--work-dir', work_dir]
-    env = dict(ENV, PYTHONPATH=os.pathsep.join(filter(None, [hooks_dir,
+               '--nproc_per_node', str(nproc), *program]
+    env = dict(ENV, PYTHONPATH=os.pathsep.join(filter(None, [python_path,
                                                              ENV.get('PYTHONPATH')])))
     started = time.monotonic()
     process = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
@@ -360,6 +368,33 @@ def test_a_shared_trained_tower_trains_under_the_default_ddp_wrapper(demo_data, 
     tower = [k for k in third if '.tower.' in k]
     assert tower and all(k.startswith('class_embeddings.tower.') for k in tower)
     assert any(not torch.equal(second[k], third[k]) for k in tower)
+
+
+def training_configs() -> list:
+    """Every shipped config that trains (test-only configs have no train_dataloader)."""
+    from mmengine.config import Config
+    from ovdense.testing.configs import shipped_configs
+    from ovdense.testing.optional import require_mmaction
+    scopes = ['mmdet', 'mmseg']
+    if importlib.util.find_spec('mmaction') is not None:
+        require_mmaction()  # installed: it must import
+        scopes.append('mmaction')
+    return [path for scope in scopes for path in shipped_configs(scope)
+            if Config.fromfile(path).get('train_dataloader')]
+
+
+@pytest.mark.slow
+def test_every_shipped_training_config_trains_under_the_default_ddp_wrapper(tmp_path):
+    """Two ranks (gloo, CPU), mmengine's default DDP wrapper: each shipped training config,
+    shrunk and built from an iCAR-layout checkpoint holding visual_model.projector.weight,
+    trains two steps. DDP stops at the second step if any parameter got no gradient."""
+    configs = training_configs()
+    assert len(configs) >= 12, configs
+    code, _, output = torchrun_program(['-m', 'ovdense.testing.ddp_check', str(tmp_path),
+                                        *configs], timeout=900)
+    assert code == 0, output[-4000:]
+    for config in configs:
+        assert f'ddp ok: {config}' in output, (config, output[-4000:])
 
 
 @pytest.mark.slow

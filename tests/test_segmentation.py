@@ -17,10 +17,12 @@ from ovdense.datasets import (ADE20K847Dataset, LoadUInt16SegAnnotations,
                               PascalContext459Dataset, VocabSegDataset, ZeroLabelAsBackground)
 from ovdense.models.decode_heads import TextUPerHead, text_decode_head
 from ovdense.testing import tiny_text_tower_cfg
-from ovdense.testing.configs import (REPO, load_tool, parameters_without_gradient,
-                                     shipped_configs, shrink_config, tiny_icar_checkpoint)
+from ovdense.testing.configs import (OPTIONAL_PARAMWISE_KEYS, REPO, load_tool,
+                                     parameters_without_gradient, shipped_configs, shrink_config,
+                                     tiny_icar_checkpoint)
 from ovdense.utils.cli import ConfigError
 from ovdense.utils.io import OvdenseFileError
+from ovdense.utils.launch import unmatched_paramwise_keys
 
 DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
                        'upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py')
@@ -55,10 +57,6 @@ def _seg_inputs(num_labels, batch=2, size=(64, 64), ignore_index=255, seed=0):
     return dict(inputs=inputs, data_samples=samples)
 
 
-def _num_outputs(head_cfg):
-    return head_cfg['num_classes'] + (head_cfg['text_classifier'].get('background') is not None)
-
-
 # ----------------------------------------------------------------------------- configs
 @pytest.mark.parametrize('config', segmentation_configs(), ids=lambda p: osp.relpath(p, REPO))
 def test_config_trains_one_step_and_predicts(config, tmp_path):
@@ -71,9 +69,10 @@ def test_config_trains_one_step_and_predicts(config, tmp_path):
     head = model.decode_head
     assert type(head.conv_seg).__name__ == 'TextCosineClassifier'
     assert type(model.auxiliary_head.conv_seg).__name__ == 'TextCosineClassifier'
+    assert set(unmatched_paramwise_keys(model, cfg.get('optim_wrapper'))) <= OPTIONAL_PARAMWISE_KEYS
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     model.train()
-    data = model.data_preprocessor(_seg_inputs(_num_outputs(cfg.model.decode_head)), True)
+    data = model.data_preprocessor(_seg_inputs(head.out_channels), True)
     losses = model(**data, mode='loss')
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)

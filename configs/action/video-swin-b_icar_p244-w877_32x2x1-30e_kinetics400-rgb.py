@@ -94,7 +94,7 @@ optim_wrapper = dict(
         relative_position_bias_table=dict(decay_mult=0.),
         norm=dict(decay_mult=0.),
         backbone=dict(lr_mult=0.1),
-        text_tower=dict(lr_mult=0.1)))
+        embeddings=dict(lr_mult=0.1)))  # the class-embedding text tower
 
 custom_hooks = [dict(type='VocabularyCheckHook')]
 custom_imports = dict(imports=['ovdense'], allow_failed_imports=False)

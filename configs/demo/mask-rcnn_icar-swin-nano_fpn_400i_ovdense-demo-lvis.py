@@ -9,6 +9,7 @@ data_root = 'data/ovdense_demo/'            # made by tools/make_demo_data.py
 text_tower_dir = data_root + 'text_tower'   # tokenizer + config made by tools/run_demo.py
 vocabulary = data_root + 'vocab_det.json'   # all 30 classes in label order
 num_classes = 30
+novel_classes = 'r'  # absent from training data; never a training target, so never a negative
 embed_dim = 64
 max_iters = 400  # about 7 minutes on a 2-core CPU
 
@@ -18,7 +19,7 @@ text_classifier = dict(
     prompts=dict(templates=['a {}.', 'a photo of a {}.', 'an image of a {}.',
                             'a drawing of a {}.'], use_descriptions=True),
     train_text_tower=True,
-    novel_classes='r',  # never a training target, so never taught as a negative either
+    novel_classes=novel_classes,
     scale=20.0)
 
 model = dict(
@@ -77,7 +78,7 @@ train_dataloader = dict(
     dataset=dict(
         type='OVLVISV1Dataset', data_root=data_root + 'lvis/',
         ann_file='annotations/lvis_v1_train.json', data_prefix=dict(img=''),
-        novel_classes='r', filter_cfg=dict(filter_empty_gt=True, min_size=4),
+        novel_classes=novel_classes, filter_cfg=dict(filter_empty_gt=True, min_size=4),
         pipeline=train_pipeline, backend_args=backend_args))
 val_dataloader = dict(
     batch_size=4, num_workers=1, persistent_workers=True, drop_last=False,

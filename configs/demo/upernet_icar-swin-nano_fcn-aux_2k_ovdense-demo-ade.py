@@ -10,6 +10,7 @@ data_root = 'data/ovdense_demo/'            # made by tools/make_demo_data.py
 text_tower_dir = data_root + 'text_tower'   # tokenizer + config (prepare_demo_text_tower)
 vocabulary = data_root + 'vocab_seg.json'   # all 30 classes in label order
 num_classes = 30
+novel_classes = 'r'  # absent from training images: not taught as negatives; scored apart
 max_iters = 2000
 crop_size = (128, 128)
 
@@ -19,7 +20,7 @@ text_classifier = dict(
     prompts=dict(templates=['a {}.', 'a photo of a {}.', 'an image of a {}.',
                             'a drawing of a {}.'], use_descriptions=True),
     train_text_tower=True,
-    novel_classes='r',  # absent from training images: not taught as negatives
+    novel_classes=novel_classes,
     background='learned',
     scale=20.0)
 norm_cfg = dict(type='BN', requires_grad=True)
@@ -72,8 +73,8 @@ val_dataloader = dict(
         indices=None))  # an int N tests on the first N images only (the demo's pictures)
 test_dataloader = val_dataloader
 # mmseg's IoUMetric keys plus mIoU_novel / mIoU_base over the classes training left out
-val_evaluator = dict(type='OpenVocabIoUMetric', vocabulary=vocabulary, novel_classes='r',
-                     iou_metrics=['mIoU'])
+val_evaluator = dict(type='OpenVocabIoUMetric', vocabulary=vocabulary,
+                     novel_classes=novel_classes, iou_metrics=['mIoU'])
 test_evaluator = val_evaluator
 
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters, val_interval=max_iters + 1)

@@ -1,8 +1,8 @@
 # Cascade Mask R-CNN, iCAR Swin-B, text cosine classifier in all three stages sharing one
 # jointly trained text tower, COCO 3x
-# (36 epochs, AdamW as mmdet's Swin recipes).
+# (36 epochs, AdamW as mmdet's Swin recipes: the 1x schedule fragment stretched).
 _base_ = ['mmdet::_base_/models/cascade-mask-rcnn_r50_fpn.py',
-          'mmdet::_base_/datasets/coco_instance.py', 'mmdet::_base_/schedules/schedule_1x.py',
+          'mmdet::_base_/datasets/coco_instance.py', '../_base_/schedules/adamw-swin_1x.py',
           'mmdet::_base_/default_runtime.py']
 
 # ---- set these ----
@@ -48,11 +48,4 @@ param_scheduler = [
     dict(type='MultiStepLR', begin=0, end=max_epochs, by_epoch=True, milestones=[27, 33],
          gamma=0.1)
 ]
-optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                                    weight_decay=0.05),
-                     paramwise_cfg=dict(custom_keys={
-                         'absolute_pos_embed': dict(decay_mult=0.),
-                         'relative_position_bias_table': dict(decay_mult=0.),
-                         'norm': dict(decay_mult=0.)}))
 custom_imports = dict(imports=['ovdense'], allow_failed_imports=False)

@@ -3,7 +3,8 @@
 # COCO 2017 train with every annotation of the 17 novel classes removed at load time (48 base),
 # test on COCO 2017 val with all 65; the headline score is novel-class box AP50
 # (coco/bbox_AP50_novel). Boxes only, as OVR-CNN and Detic report OV-COCO.
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+_base_ = ['mmdet::_base_/models/faster-rcnn_r50_fpn.py', 'mmdet::_base_/datasets/coco_detection.py',
+          '../_base_/schedules/adamw-swin_1x.py', 'mmdet::_base_/default_runtime.py']
 
 # ---- set these ----
 icar_checkpoint = 'checkpoints/icar_swin-b.pth'  # iCAR file: visual_model.* + sentence_model.*
@@ -42,16 +43,4 @@ test_dataloader = val_dataloader
 val_evaluator = dict(type='OVCocoMetric', metric='bbox',
                      ann_file=data_root + 'annotations/instances_val2017.json')
 test_evaluator = val_evaluator
-
-# AdamW and warm-up of mmdet's Swin detectors
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.001, by_epoch=False, begin=0, end=1000),
-    dict(type='MultiStepLR', begin=0, end=12, by_epoch=True, milestones=[8, 11], gamma=0.1)]
-optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                                    weight_decay=0.05),
-                     paramwise_cfg=dict(custom_keys={
-                         'absolute_pos_embed': dict(decay_mult=0.),
-                         'relative_position_bias_table': dict(decay_mult=0.),
-                         'norm': dict(decay_mult=0.)}))
 custom_imports = dict(imports=['ovdense'], allow_failed_imports=False)

@@ -14,3 +14,6 @@ model = dict(
     roi_head=dict(bbox_head=dict(text_classifier=dict(
         text_tower=dict(_delete_=True, model='convnext_base_w', checkpoint=clip_checkpoint),
         train_text_tower=False, prompts=dict(templates='imagenet')))))
+# no Swin position tables here: only the norms keep their no-weight-decay rule
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys=dict(_delete_=True,
+                                                         norm=dict(decay_mult=0.))))

@@ -1,7 +1,8 @@
 # Mask R-CNN, iCAR Swin-B, text cosine classifier over LVIS v1's 1203 classes (names,
 # synonyms and LVIS definitions), fine-tuned on LVIS v1 train with repeat-factor sampling
 # (ClassBalancedDataset, oversample_thr=1e-3) and the federated sigmoid loss.
-_base_ = ['mmdet::lvis/mask-rcnn_r50_fpn_sample1e-3_ms-1x_lvis-v1.py']
+_base_ = ['mmdet::_base_/models/mask-rcnn_r50_fpn.py', 'mmdet::_base_/datasets/lvis_v1_instance.py',
+          '../_base_/schedules/adamw-swin_1x.py', 'mmdet::_base_/default_runtime.py']
 
 # ---- set these ----
 icar_checkpoint = 'checkpoints/icar_swin-b.pth'
@@ -27,18 +28,12 @@ model = dict(
             text_classifier=text_classifier,
             loss_cls=dict(_delete_=True, type='FederatedSigmoidLoss',
                           class_frequencies_file=data_root + 'annotations/lvis_v1_train.json')),
-        mask_head=dict(class_agnostic=True)))
+        mask_head=dict(num_classes=1203, class_agnostic=True)),
+    test_cfg=dict(rcnn=dict(score_thr=0.0001, max_per_img=300)))  # LVIS allows up to 300
 
 train_dataloader = dict(dataset=dict(dataset=dict(data_root=data_root)))
 val_dataloader = dict(dataset=dict(data_root=data_root))
 test_dataloader = val_dataloader
 val_evaluator = dict(ann_file=data_root + 'annotations/lvis_v1_val.json')
 test_evaluator = val_evaluator
-optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1e-4, betas=(0.9, 0.999),
-                                    weight_decay=0.05),
-                     paramwise_cfg=dict(custom_keys={
-                         'absolute_pos_embed': dict(decay_mult=0.),
-                         'relative_position_bias_table': dict(decay_mult=0.),
-                         'norm': dict(decay_mult=0.)}))
 custom_imports = dict(imports=['ovdense'], allow_failed_imports=False)

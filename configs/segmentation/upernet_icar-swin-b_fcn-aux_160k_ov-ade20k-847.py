@@ -1,47 +1,10 @@
-# Open-vocabulary evaluation, test only.
-# Model: the iCAR Swin-B UperNet, fine-tuned on ADE20K-150 with
-#   upernet_icar-swin-b_fcn-aux_160k_ade20k-512x512.py
-# Test set: ADE20K-Full, 847 classes, validation split (2000 images);
-# the class list is swapped for this benchmark's 847 names (no weight changes).
-# Data: MaskFormer's datasets/prepare_ade20k_full_sem_seg.py
-#   (uint16 .tif, 65535 = ignore).
+# Open-vocabulary evaluation, test only: the iCAR Swin-B UperNet fine-tuned on
+# ADE20K-150 (upernet_icar-swin-b_fcn-aux_160k_ade20k-512x512.py), tested on
+# ADE20K-Full, 847 classes with this benchmark's class names (no weight changes):
 #   python tools/test.py THIS_CONFIG \
 #       work_dirs/upernet_icar-swin-b_fcn-aux_160k_ade20k-512x512/iter_160000.pth
-_base_ = './upernet_icar-swin-b_fcn-aux_160k_ade20k-512x512.py'
+_base_ = ['../_base_/models/upernet_icar-swin-b_fcn-aux.py',
+          '../_base_/datasets/ov-seg_ade20k-847.py',
+          '../_base_/seg_runtime.py', '../_base_/schedules/adamw-swin_160k.py']
 
-# ---- set these ----
-data_root = 'data/ADE20K_2021_17_01/'
-# -------------------
-vocabulary = 'ade20k_847'
-num_classes = 847
-
-model = dict(
-    decode_head=dict(num_classes=num_classes, text_classifier=dict(vocabulary=vocabulary)),
-    auxiliary_head=dict(num_classes=num_classes, text_classifier=dict(vocabulary=vocabulary)))
-
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadUInt16SegAnnotations'),
-    dict(type='PackSegInputs'),
-]
-tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='TestTimeAug', transforms=[
-        [dict(type='Resize', scale_factor=r, keep_ratio=True)
-         for r in [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]],
-        [dict(type='RandomFlip', prob=0., direction='horizontal'),
-         dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadUInt16SegAnnotations')], [dict(type='PackSegInputs')]]),
-]
-test_dataloader = dict(
-    batch_size=1, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        _delete_=True, type='ADE20K847Dataset', data_root=data_root,
-        data_prefix=dict(img_path='images_detectron2/validation',
-                         seg_map_path='annotations_detectron2/validation'),
-        pipeline=test_pipeline))
-val_dataloader = test_dataloader
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'], ignore_index=65535)
-val_evaluator = test_evaluator
+model = dict(class_embeddings=dict(vocabulary='ade20k_847'))  # = the test set's classes

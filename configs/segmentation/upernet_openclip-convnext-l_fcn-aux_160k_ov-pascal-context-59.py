@@ -1,48 +1,10 @@
-# Open-vocabulary evaluation, test only.
-# Model: the open_clip ConvNeXt-L UperNet, fine-tuned on ADE20K-150 with
-#   upernet_openclip-convnext-l_fcn-aux_160k_ade20k-512x512.py
-# Test set: PASCAL-Context, 59 classes (PC-59), validation split (5105 images);
-# the class list is swapped for this benchmark's 59 names (no weight changes).
-# Data: mmseg's tools/dataset_converters/pascal_context.py
-#   (VOC2010 layout; 0 = background, ignored).
+# Open-vocabulary evaluation, test only: the open_clip ConvNeXt-L UperNet fine-tuned on
+# ADE20K-150 (upernet_openclip-convnext-l_fcn-aux_160k_ade20k-512x512.py), tested on
+# PASCAL-Context, 59 classes (PC-59) with this benchmark's class names (no weight changes):
 #   python tools/test.py THIS_CONFIG \
 #       work_dirs/upernet_openclip-convnext-l_fcn-aux_160k_ade20k-512x512/iter_160000.pth
-_base_ = './upernet_openclip-convnext-l_fcn-aux_160k_ade20k-512x512.py'
+_base_ = ['../_base_/models/upernet_openclip-convnext-l_fcn-aux.py',
+          '../_base_/datasets/ov-seg_pascal-context-59.py',
+          '../_base_/seg_runtime.py', '../_base_/schedules/adamw-amp_clip-finetune_160k.py']
 
-# ---- set these ----
-data_root = 'data/VOCdevkit/VOC2010/'
-# -------------------
-vocabulary = 'pascal_context_59'
-num_classes = 59
-
-model = dict(
-    decode_head=dict(num_classes=num_classes, text_classifier=dict(vocabulary=vocabulary)),
-    auxiliary_head=dict(num_classes=num_classes, text_classifier=dict(vocabulary=vocabulary)))
-
-test_pipeline = [
-    dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(2048, 512), keep_ratio=True),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs'),
-]
-tta_pipeline = [
-    dict(type='LoadImageFromFile', backend_args=None),
-    dict(type='TestTimeAug', transforms=[
-        [dict(type='Resize', scale_factor=r, keep_ratio=True)
-         for r in [0.5, 0.75, 1.0, 1.25, 1.5, 1.75]],
-        [dict(type='RandomFlip', prob=0., direction='horizontal'),
-         dict(type='RandomFlip', prob=1., direction='horizontal')],
-        [dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]]),
-]
-test_dataloader = dict(
-    batch_size=1, num_workers=4, persistent_workers=True,
-    sampler=dict(type='DefaultSampler', shuffle=False),
-    dataset=dict(
-        _delete_=True, type='PascalContextDataset59', data_root=data_root,
-        data_prefix=dict(img_path='JPEGImages',
-                         seg_map_path='SegmentationClassContext'),
-        ann_file='ImageSets/SegmentationContext/val.txt',
-        pipeline=test_pipeline))
-val_dataloader = test_dataloader
-test_evaluator = dict(type='IoUMetric', iou_metrics=['mIoU'])
-val_evaluator = test_evaluator
+model = dict(class_embeddings=dict(vocabulary='pascal_context_59'))  # = the test set's classes

@@ -14,6 +14,10 @@ REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TINY_SWIN = dict(embed_dims=16, depths=(1, 1, 1, 1), num_heads=(1, 1, 2, 2), window_size=4)
 TINY_CONVNEXT_DIMS = (40, 80, 160, 320)  # timm convnext_atto
 
+# paramwise_cfg keys of the Swin recipes for a parameter our Swin backbones have only with
+# use_abs_pos_embed=True (some iCAR checkpoints): the one key a shipped config may leave unused
+OPTIONAL_PARAMWISE_KEYS = frozenset({'absolute_pos_embed'})
+
 
 def tiny_open_clip_convnext_config(directory: str) -> str:
     """An open_clip model config with a randomly initialised timm ConvNeXt-atto trunk."""

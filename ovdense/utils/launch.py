@@ -3,10 +3,12 @@
 The task family is read from the config's ``default_scope``; each function changes only the
 keys the standard OpenMMLab tools change.
 """
+import itertools
 import os
 import os.path as osp
 import re
 import sys
+import time
 import zipfile
 from typing import Dict, List, Optional, Tuple
 
@@ -60,6 +62,15 @@ def set_work_dir(cfg: Config, work_dir: Optional[str], config_path: str) -> None
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+    if cfg.get('experiment_name') is None:
+        # mmengine names a run <config>_<time to the second>, and its logger and visualizer
+        # are per-name singletons: a second run started in the same process within the same
+        # second would write its log and pictures into the first run's folders.
+        stem = osp.splitext(osp.basename(config_path))[0]
+        cfg.experiment_name = f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{next(_RUNS)}'
+
+
+_RUNS = itertools.count()  # runs started by this process (same sequence on every rank)
 
 
 def set_launcher(cfg: Config, launcher: str) -> None:
@@ -236,6 +247,38 @@ def _enable_visualization(cfg: Config, scope: str, args) -> None:
         else:
             cfg.visualizer['save_dir'] = args.show_dir
         hook['interval'] = 1
+
+
+# paramwise_cfg entries that are options, not parameter-name keys (mmengine's
+# DefaultOptimWrapperConstructor; mmaction2's SwinOptimWrapperConstructor reads every other
+# top-level entry as a key)
+_PARAMWISE_OPTIONS = frozenset({'bias_lr_mult', 'bias_decay_mult', 'norm_decay_mult',
+                                'dwconv_decay_mult', 'flat_decay_mult', 'dcn_offset_lr_mult',
+                                'bypass_duplicate', 'custom_keys'})
+
+
+def unmatched_paramwise_keys(model, optim_wrapper) -> List[str]:
+    """The ``paramwise_cfg`` keys (``custom_keys``, and the top-level keys of mmaction2's
+    ``SwinOptimWrapperConstructor``) that are part of no parameter name of ``model``: the
+    constructors apply a key to the parameters whose names contain it and ignore one that
+    matches nothing, so a renamed module silently loses its learning-rate multiplier."""
+    paramwise = dict((optim_wrapper or {}).get('paramwise_cfg') or {})
+    keys = list(paramwise.get('custom_keys') or {})
+    if (optim_wrapper or {}).get('constructor') == 'SwinOptimWrapperConstructor':
+        keys += [key for key in paramwise if key not in _PARAMWISE_OPTIONS]
+    names = [name for name, _ in model.named_parameters()]
+    return [key for key in keys if not any(key in name for name in names)]
+
+
+def warn_unmatched_paramwise_keys(model, optim_wrapper) -> None:
+    """One warning line naming the ``paramwise_cfg`` keys that apply to nothing. A warning,
+    not an error: stock recipes list keys for optional parameters (mmdet's and mmseg's Swin
+    configs name ``absolute_pos_embed`` whether or not the backbone has one)."""
+    unmatched = unmatched_paramwise_keys(model, optim_wrapper)
+    if unmatched:
+        _warn(f'optim_wrapper.paramwise_cfg: key(s) {unmatched} match no parameter name of '
+              f'{type(getattr(model, "module", model)).__name__}; their lr_mult / decay_mult '
+              'apply to nothing')
 
 
 def add_result_dump(runner, scope: str, out: str) -> None:

@@ -1,0 +1,105 @@
+"""Every given config's model, shrunk (:func:`shrink_config`, backbones loaded from an
+iCAR-layout checkpoint with its image->text projection), trains two steps under torchrun
+(CPU, gloo), wrapped as mmengine's Runner wraps it by default: ``MMDistributedDataParallel``
+with ``find_unused_parameters`` as the config says (False unless it says so). A parameter
+that got no gradient in the first step stops DDP in the second, naming the parameter.
+
+    torchrun --nproc_per_node 2 -m ovdense.testing.ddp_check WORK_DIR CONFIG.py [...]
+
+Rank 0 prints ``ddp ok: CONFIG`` for each config that trained.
+"""
+import os
+import os.path as osp
+import sys
+import time
+
+import torch
+import torch.distributed as dist
+
+
+def _scored_classes(model, scope: str) -> int:
+    """How many label ids a training sample may carry."""
+    from ..engine.hooks import scored_vocabulary
+    if scope == 'mmseg':
+        return model.decode_head.out_channels  # + a learned background column, if any
+    return len(scored_vocabulary(model, training=True))
+
+
+def _inputs(scope: str, num_classes: int, seed: int, batch: int = 2) -> dict:
+    """A synthetic training batch (other on each rank). Two samples: batch norm in a 1 x 1
+    pooling branch (UperNet's PPM) needs more than one value per channel."""
+    gen = torch.Generator().manual_seed(seed)
+    if scope == 'mmdet':
+        import numpy as np
+        from mmdet.testing import demo_mm_inputs
+        np.random.seed(seed)
+        return demo_mm_inputs(batch_size=batch, image_shapes=[(3, 72, 88)] * batch,
+                              num_items=[3] * batch, num_classes=num_classes, with_mask=True)
+    if scope == 'mmseg':
+        from mmengine.structures import PixelData
+        from mmseg.structures import SegDataSample
+        samples = []
+        for _ in range(batch):
+            sample = SegDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
+                                                 pad_shape=(64, 64)))
+            sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, 64, 64),
+                                                             generator=gen))
+            samples.append(sample)
+        return dict(inputs=[torch.randint(0, 256, (3, 64, 64), generator=gen, dtype=torch.uint8)
+                            for _ in range(batch)], data_samples=samples)
+    from mmaction.structures import ActionDataSample
+    return dict(
+        inputs=[torch.randint(0, 256, (1, 3, 8, 64, 64), generator=gen, dtype=torch.uint8)
+                for _ in range(batch)],
+        data_samples=[ActionDataSample().set_gt_label(
+            int(torch.randint(0, num_classes, (1,), generator=gen))) for _ in range(batch)])
+
+
+def train_two_steps(config: str, work_dir: str, rank: int) -> None:
+    from mmengine.model import MMDistributedDataParallel, revert_sync_batchnorm
+    from mmengine.optim import build_optim_wrapper
+    from mmengine.registry import MODELS, init_default_scope
+
+    from .configs import shrink_config, tiny_icar_checkpoint
+    os.makedirs(work_dir, exist_ok=True)
+    cfg = shrink_config(config, work_dir, icar_checkpoint=tiny_icar_checkpoint(work_dir))
+    scope = cfg.default_scope
+    init_default_scope(scope)
+    torch.manual_seed(0)
+    # DDP refuses SyncBatchNorm on CPU modules; as BatchNorm the layers keep their parameters
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))
+    model.init_weights()
+    ddp = MMDistributedDataParallel(
+        module=model, broadcast_buffers=False,
+        find_unused_parameters=bool(cfg.get('find_unused_parameters', False)))
+    optim = dict(cfg.optim_wrapper)
+    if optim.get('type') == 'AmpOptimWrapper':  # CUDA only; the parameter groups are the same
+        optim.update(type='OptimWrapper')
+        optim.pop('loss_scale', None)
+    optim_wrapper = build_optim_wrapper(ddp, optim)
+    num_classes = _scored_classes(model, scope)
+    ddp.train()
+    for step in range(2):
+        ddp.train_step(_inputs(scope, num_classes, seed=100 * step + rank), optim_wrapper)
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    work_dir, configs = argv[0], argv[1:]
+    import ovdense  # noqa: F401  registers the components
+    dist.init_process_group(backend='gloo')
+    rank = dist.get_rank()
+    torch.set_num_threads(1)
+    for config in configs:
+        started = time.monotonic()
+        train_two_steps(config, osp.join(work_dir, f'rank{rank}',
+                                         osp.splitext(osp.basename(config))[0]), rank)
+        dist.barrier()
+        if rank == 0:
+            print(f'ddp ok: {config} ({time.monotonic() - started:.1f} s)', flush=True)
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
