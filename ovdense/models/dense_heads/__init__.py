@@ -3,8 +3,12 @@ from .text_dense_heads import (PriorTextClassifier, TextATSSHead, TextCondInstBb
                                TextRetinaHead, TextRTMDetHead, TextRTMDetInsSepBNHead,
                                TextRTMDetSepBNHead, TextSOLOV2Head, TextYOLOXHead,
                                text_dense_head)
+from .text_mask_classification_heads import (TextMask2FormerHead, TextMaskClassificationHead,
+                                             TextMaskClassificationMixin, TextMaskFormerHead,
+                                             text_mask_classification_head)
 
 __all__ = ['PriorTextClassifier', 'TextATSSHead', 'TextCondInstBboxHead', 'TextDenseHead',
-           'TextDenseHeadMixin', 'TextFCOSHead', 'TextGFLHead', 'TextRetinaHead',
-           'TextRTMDetHead', 'TextRTMDetInsSepBNHead', 'TextRTMDetSepBNHead', 'TextSOLOV2Head',
-           'TextYOLOXHead', 'text_dense_head']
+           'TextDenseHeadMixin', 'TextFCOSHead', 'TextGFLHead', 'TextMask2FormerHead',
+           'TextMaskClassificationHead', 'TextMaskClassificationMixin', 'TextMaskFormerHead',
+           'TextRetinaHead', 'TextRTMDetHead', 'TextRTMDetInsSepBNHead', 'TextRTMDetSepBNHead',
+           'TextSOLOV2Head', 'TextYOLOXHead', 'text_dense_head', 'text_mask_classification_head']

@@ -1,0 +1,156 @@
+"""Mask-classification heads (MaskFormer / Mask2Former): stock configs of the installed mmseg
+and mmdet adopt the text classifier by the head type alone, train (every decoder layer scored
+against one class-embedding component), predict, and (mmseg) swap their vocabulary."""
+import pytest
+import torch
+
+import ovdense  # noqa: F401
+from ovdense.apis import set_model_vocabulary
+from ovdense.apis.vocabulary import text_classifiers
+from ovdense.testing import tiny_text_tower_cfg
+from ovdense.testing.configs import installed_config, parameters_without_gradient
+from ovdense.text import TextCosineClassifier
+from ovdense.utils.cli import ConfigError
+
+VOCAB4 = 'red circle,blue star,green square,yellow ring'
+VOCAB6 = 'cat,dog,bird,fish,horse,cow'
+
+
+def _small(cfg, num_queries=10, layers=2):
+    """The stock head at test size: few queries and decoder layers, a ResNet-18 trunk."""
+    head = cfg.model.decode_head if 'decode_head' in cfg.model else cfg.model.panoptic_head
+    cfg.model.backbone.update(depth=18, init_cfg=None)
+    head.in_channels = [64, 128, 256, 512]
+    head.num_queries = num_queries
+    head.num_transformer_feat_level = 3
+    head.transformer_decoder.num_layers = layers
+    head.pixel_decoder.encoder.num_layers = 1
+    head.loss_cls.pop('class_weight', None)
+    head.loss_cls.class_weight = [1.0] * 150 + [0.1]  # the stock list, written for 150
+    return head
+
+
+def _seg_model(tmp_path, vocabulary=VOCAB4):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = installed_config('mmseg', 'mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py')
+    cfg.model.data_preprocessor.size = (64, 64)
+    head = _small(cfg)
+    head.type = 'TextMask2FormerHead'
+    head.pop('num_classes')
+    head.text_classifier = dict(vocabulary=vocabulary,
+                                text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    return model
+
+
+def _seg_inputs(num_classes, batch=2, size=64):
+    from mmengine.structures import PixelData
+    from mmseg.structures import SegDataSample
+    gen = torch.Generator().manual_seed(0)
+    samples = []
+    for _ in range(batch):
+        sample = SegDataSample(metainfo=dict(img_shape=(size, size), ori_shape=(size, size),
+                                             pad_shape=(size, size)))
+        labels = torch.randint(0, num_classes, (1, size // 8, size // 8), generator=gen)
+        sample.gt_sem_seg = PixelData(data=labels.repeat_interleave(8, 1).repeat_interleave(8, 2))
+        samples.append(sample)
+    return dict(inputs=[torch.randint(0, 256, (3, size, size), generator=gen, dtype=torch.uint8)
+                        for _ in range(batch)], data_samples=samples)
+
+
+def _seg_logits(model):
+    model.eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(_seg_inputs(4, batch=1), False)
+        return model(**data, mode='predict')[0].seg_logits.data
+
+
+def test_mmseg_mask2former_trains_predicts_and_swaps_vocabulary(tmp_path):
+    model = _seg_model(tmp_path)
+    head = model.decode_head
+    assert isinstance(head.cls_embed, TextCosineClassifier)
+    assert head.cls_embed.background == 'learned' and head.num_classes == 4
+    assert head.class_weight == [1.0] * 4 + [0.1]  # follows the vocabulary, not the 150
+    assert len(text_classifiers(model)) == 1  # every decoder layer scores with it
+    model.train()
+    losses = model(**model.data_preprocessor(_seg_inputs(4), True), mode='loss')
+    assert any(k.startswith('decode.d0.') for k in losses)  # auxiliary layers scored too
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert parameters_without_gradient(model) == []
+
+    before = _seg_logits(model)
+    assert before.shape[0] == 4
+    set_model_vocabulary(model, VOCAB6)
+    assert head.num_classes == head.out_channels == model.out_channels == 6
+    assert head.class_weight == [1.0] * 6 + [0.1]
+    assert _seg_logits(model).shape[0] == 6
+    set_model_vocabulary(model, VOCAB4)
+    torch.testing.assert_close(_seg_logits(model), before, rtol=0, atol=0)
+
+
+def test_mmdet_mask2former_instance_head_trains_and_refuses_a_swap(tmp_path):
+    from mmdet.registry import MODELS
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = installed_config('mmdet', 'mask2former/mask2former_r50_8xb2-lsj-50e_coco.py')
+    cfg.model.data_preprocessor.pop('batch_augments', None)
+    head = _small(cfg)
+    head.type = 'TextMask2FormerHead'
+    head.pop('num_things_classes')
+    head.pop('num_stuff_classes')
+    head.text_classifier = dict(vocabulary=VOCAB4,
+                                text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    cfg.model.panoptic_fusion_head.update(num_things_classes=4, num_stuff_classes=0)
+    cfg.model.test_cfg.max_per_image = 20  # <= queries x classes
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    head = model.panoptic_head
+    assert head.num_things_classes == 4 and head.num_stuff_classes == 0
+    model.train()
+    torch.manual_seed(0)
+    data = demo_mm_inputs(batch_size=2, image_shapes=[(3, 64, 64)] * 2, num_items=[3] * 2,
+                          num_classes=4, with_mask=True)
+    losses = model(**model.data_preprocessor(data, True), mode='loss')
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert parameters_without_gradient(model) == []
+    model.eval()
+    with torch.no_grad():
+        result = model(**model.data_preprocessor(
+            demo_mm_inputs(batch_size=1, image_shapes=[(3, 64, 64)], num_classes=4,
+                           with_mask=True), False), mode='predict')[0]
+    assert int(result.pred_instances.labels.max()) < 4
+    with pytest.raises(ValueError, match='cannot change its vocabulary after it is built'):
+        set_model_vocabulary(model, VOCAB6)
+    assert head.num_classes == 4  # refused before anything changed
+
+
+def test_bad_settings_are_refused_in_one_line(tmp_path):
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = installed_config('mmseg', 'mask2former/mask2former_r50_8xb2-160k_ade20k-512x512.py')
+    head = _small(cfg)
+    head.type = 'TextMask2FormerHead'
+    head.text_classifier = dict(vocabulary=VOCAB4, text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    with pytest.raises(ConfigError, match='num_classes=150 but vocabulary'):
+        MODELS.build(head)
+    head.pop('num_classes')
+    head.loss_cls.class_weight = [1.0, 2.0, 0.1]
+    with pytest.raises(ConfigError, match=r'class_weight must be \[w\] \* num_classes'):
+        MODELS.build(head)
+    head.loss_cls.class_weight = [1.0] * 5
+    head.text_classifier.background = 'zero'
+    with pytest.raises(ConfigError, match='"no object", a learned embedding'):
+        MODELS.build(head)
+    generic = dict(head, type='TextMaskClassificationHead', base_type='UPerHead')
+    generic['text_classifier'] = dict(head.text_classifier, background='learned')
+    with pytest.raises(ConfigError, match="base_type='UPerHead'.*not a MaskFormer"):
+        MODELS.build(generic)
