@@ -160,7 +160,7 @@ def test_dense_head_bad_input(tmp_path):
         _build(dict(type='TextDenseHead', base_type='Shared2FCBBoxHead', text_classifier=text))
     with pytest.raises(ConfigError, match='needs text_classifier'):
         _build(dict(retina, type='TextRetinaHead', num_classes=4))
-    with pytest.raises(ConfigError, match='CenterNetHead: no classification conv found'):
+    with pytest.raises(ConfigError, match='CenterNetHead: no classification layer found'):
         _build(dict(type='TextDenseHead', base_type='CenterNetHead', in_channels=8,
                     feat_channels=8, num_classes=4, text_classifier=text))
     with pytest.raises(TypeError, match='not an mmdet dense head'):
@@ -184,3 +184,58 @@ def test_text_classifier_on_a_head_that_ignores_it_is_refused(tmp_path):
     head.text_classifier = dict(vocabulary=VOCAB4)
     with pytest.raises(ConfigError, match='Mask2FormerHead: text_classifier is not used'):
         SEG_MODELS.build(head)
+
+
+# DETR family: stock configs of the installed mmdet at test size (ResNet-18 trunk, one
+# encoder and two decoder layers, ten queries)
+DETR = ['detr/detr_r50_8xb2-150e_coco.py', 'conditional_detr/conditional-detr_r50_8xb2-50e_coco.py',
+        'dab_detr/dab-detr_r50_8xb2-50e_coco.py',
+        'deformable_detr/deformable-detr_r50_16xb2-50e_coco.py',
+        'deformable_detr/deformable-detr-refine-twostage_r50_16xb2-50e_coco.py',
+        'dino/dino-4scale_r50_8xb2-12e_coco.py']
+
+
+def _detr_model(relpath, tmp_path):
+    cfg = installed_config('mmdet', relpath)
+    model = cfg.model
+    model.backbone.depth = 18
+    resnet18 = [64, 128, 256, 512]
+    model.neck.in_channels = [resnet18[i] for i in model.backbone.out_indices]
+    model.encoder.num_layers, model.decoder.num_layers = 1, 2
+    model.num_queries = 10
+    if 'dn_cfg' in model:
+        model.dn_cfg.group_cfg.num_dn_queries = 8
+    model.test_cfg.max_per_img = 10
+    head = model.bbox_head
+    head.num_classes = 4
+    head.type = 'Text' + head.type
+    head.text_classifier = dict(vocabulary=VOCAB4,
+                                text_tower=tiny_text_tower_cfg(str(tmp_path), embed_dim=32))
+    model = _build(model)
+    return model, model.bbox_head
+
+
+@pytest.mark.parametrize('relpath', DETR, ids=[p.split('/')[1].split('_r50')[0] for p in DETR])
+def test_detr_family_head_trains_predicts_and_swaps_vocabulary(relpath, tmp_path):
+    """Every decoder layer's classifier (and the two-stage encoder proposals') scores against
+    one class-embedding component; Hungarian matching and losses are the stock head's."""
+    model, head = _detr_model(relpath, tmp_path)
+    classifiers = text_classifiers(head)
+    assert classifiers and len({id(c.class_embeddings) for c in classifiers}) == 1
+    assert list(head._classification_convs()) == []  # no stock classifier left
+    assert head.cls_out_channels == 4 + (not head.loss_cls.use_sigmoid)
+    model.train()
+    losses = model(**model.data_preprocessor(_inputs(4, False), True), mode='loss')
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert parameters_without_gradient(model) == []
+
+    before = _predict(model, False)
+    assert int(before.labels.max()) < 4
+    set_model_vocabulary(model, VOCAB6)
+    assert head.num_classes == 6 and head.cls_out_channels == 6 + (not head.loss_cls.use_sigmoid)
+    assert int(_predict(model, False).labels.max()) < 6
+    set_model_vocabulary(model, VOCAB4)
+    again = _predict(model, False)
+    assert torch.equal(again.labels, before.labels) and torch.equal(again.scores, before.scores)

@@ -1,5 +1,7 @@
-from .text_dense_heads import (PriorTextClassifier, TextATSSHead, TextCondInstBboxHead,
-                               TextDenseHead, TextDenseHeadMixin, TextFCOSHead, TextGFLHead,
+from .text_dense_heads import (LinearTextClassifier, PriorTextClassifier, TextATSSHead,
+                               TextCondInstBboxHead, TextConditionalDETRHead, TextDABDETRHead,
+                               TextDeformableDETRHead, TextDenseHead, TextDenseHeadMixin,
+                               TextDETRHead, TextDINOHead, TextFCOSHead, TextGFLHead,
                                TextRetinaHead, TextRTMDetHead, TextRTMDetInsSepBNHead,
                                TextRTMDetSepBNHead, TextSOLOV2Head, TextYOLOXHead,
                                text_dense_head)
@@ -7,8 +9,10 @@ from .text_mask_classification_heads import (TextMask2FormerHead, TextMaskClassi
                                              TextMaskClassificationMixin, TextMaskFormerHead,
                                              text_mask_classification_head)
 
-__all__ = ['PriorTextClassifier', 'TextATSSHead', 'TextCondInstBboxHead', 'TextDenseHead',
-           'TextDenseHeadMixin', 'TextFCOSHead', 'TextGFLHead', 'TextMask2FormerHead',
+__all__ = ['LinearTextClassifier', 'PriorTextClassifier', 'TextATSSHead',
+           'TextCondInstBboxHead', 'TextConditionalDETRHead', 'TextDABDETRHead',
+           'TextDeformableDETRHead', 'TextDenseHead', 'TextDenseHeadMixin', 'TextDETRHead',
+           'TextDINOHead', 'TextFCOSHead', 'TextGFLHead', 'TextMask2FormerHead',
            'TextMaskClassificationHead', 'TextMaskClassificationMixin', 'TextMaskFormerHead',
            'TextRetinaHead', 'TextRTMDetHead', 'TextRTMDetInsSepBNHead', 'TextRTMDetSepBNHead',
            'TextSOLOV2Head', 'TextYOLOXHead', 'text_dense_head', 'text_mask_classification_head']

@@ -1,20 +1,25 @@
-"""mmdet's one-stage (dense) heads with the text cosine classifier.
+"""mmdet's one-stage (dense) heads and DETR-family heads with the text cosine classifier.
 
 One mechanism, :class:`TextDenseHeadMixin`, serves every mmdet dense head whose classification
 branch ends in a ``Conv2d`` named ``*_cls`` with ``num_base_priors x cls_out_channels`` outputs:
 RetinaHead (A anchors per location), FCOSHead, ATSSHead, GFLHead, RTMDetHead,
 RTMDetSepBNHead, RTMDetInsSepBNHead, YOLOXHead, SOLOV2Head, CondInstBboxHead, TOODHead,
-VFNetHead, ... Everything of the stock head is kept (towers, regression, assigners, losses,
-post-processing); each classification conv becomes a :class:`PriorTextClassifier`: the same
-conv, now giving ``E`` feature channels per prior, scored by the text cosine classifier. A
+VFNetHead, ...; and every DETR-family head whose queries are classified by a ``Linear``
+(``fc_cls``, or one per decoder layer in ``cls_branches``, the two-stage encoder proposals'
+included): DETRHead, ConditionalDETRHead, DABDETRHead, DeformableDETRHead, DINOHead.
+Everything of the stock head is kept (towers, regression, assigners / Hungarian matching,
+losses, post-processing); each classification conv becomes a :class:`PriorTextClassifier`:
+the same conv, now giving ``E`` feature channels per prior, scored by the text cosine
+classifier; each classification ``Linear`` a :class:`LinearTextClassifier`. A
 stock config adopts it by prefixing the head type with ``Text`` (the convenience types below)
 or, for any other head, with ``type='TextDenseHead', base_type='TOODHead'``, and one key::
 
     bbox_head=dict(type='TextRTMDetSepBNHead', ...stock args...,
                    text_classifier=dict(vocabulary='lvis_v1', text_tower=dict(...)))
 
-Heads with one classification conv per level (RTMDet's SepBN heads, YOLOX) score every level
-against ONE class-embedding component. Heads without a background column (sigmoid / focal /
+Heads with one classification layer per level or per decoder layer (RTMDet's SepBN heads,
+YOLOX, Deformable DETR, DINO) score all of them against ONE class-embedding component. DINO's
+denoising label queries (training only) stay the detector's K-way embedding. Heads without a background column (sigmoid / focal /
 quality focal losses) start from the usual prior: the classifier's ``logit_bias`` is
 ``log(0.01 / 0.99)`` unless ``text_classifier.logit_bias`` says otherwise; the stock
 ``bias_prob`` override of the classification conv is dropped (it would also reach the text
@@ -27,9 +32,11 @@ from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-from mmdet.models.dense_heads import (ATSSHead, CondInstBboxHead, FCOSHead, GFLHead,
-                                      RetinaHead, RTMDetHead, RTMDetInsSepBNHead,
-                                      RTMDetSepBNHead, SOLOV2Head, YOLOXHead)
+from mmdet.models.dense_heads import (ATSSHead, CondInstBboxHead, ConditionalDETRHead,
+                                      DABDETRHead, DeformableDETRHead, DETRHead, DINOHead,
+                                      FCOSHead, GFLHead, RetinaHead, RTMDetHead,
+                                      RTMDetInsSepBNHead, RTMDetSepBNHead, SOLOV2Head,
+                                      YOLOXHead)
 from mmengine.model import BaseModule, bias_init_with_prob
 
 from ...registry import register
@@ -72,6 +79,32 @@ class PriorTextClassifier(BaseModule):
         return logits.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w)
 
 
+class LinearTextClassifier(BaseModule):
+    """Stands in for a query head's ``Linear`` classifier (DETR family): (..., C_in) ->
+    (..., C), scored by the text cosine classifier."""
+
+    def __init__(self, classifier: TextCosineClassifier):
+        super().__init__()
+        self.classifier = classifier
+
+    @property
+    def bias(self) -> Optional[nn.Parameter]:
+        """What a stock ``init_weights`` sets as the layer's bias: the classifier's prior."""
+        return self.classifier.logit_bias
+
+    @property
+    def in_features(self) -> int:
+        return self.classifier.in_features
+
+    @property
+    def out_features(self) -> int:
+        """What the stock detectors read (DINO's encoder proposals): follows the vocabulary."""
+        return self.classifier.out_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier.logits(self.classifier.embed(x))
+
+
 class TextDenseHeadMixin:
     """Builds the classification conv(s) of a stock dense head as :class:`PriorTextClassifier`.
 
@@ -90,19 +123,37 @@ class TextDenseHeadMixin:
         name = type(self).__name__
         spec = text_classifier_spec(text_classifier, name)
         kwargs['num_classes'] = head_num_classes(name, spec, kwargs.get('num_classes'))
+        no_object_weight = self._detr_class_weights(kwargs)
         super().__init__(*args, **kwargs)
+        if no_object_weight is not None:
+            self.bg_cls_weight = no_object_weight
         convs = list(self._classification_convs())
         if not convs:
             raise ConfigError(
-                f'{name}: no classification conv found (a Conv2d named *_cls with '
+                f'{name}: no classification layer found (a Conv2d named *_cls with '
                 f'num_base_priors x cls_out_channels = {self._num_priors} x '
-                f'{self.cls_out_channels} outputs); this head is not supported by '
-                'TextDenseHead')
+                f'{self.cls_out_channels} outputs, or a Linear named *_cls or in cls_branches '
+                f'with {self.cls_out_channels}); this head is not supported by TextDenseHead')
         if self.cls_out_channels == self.num_classes:  # sigmoid scores: the usual prior
             spec.setdefault('logit_bias', bias_init_with_prob(PRIOR_PROB))
         self._text_cls_paths = self._replace(convs, spec, cls_embed_channels)
         self.init_cfg = without_init_overrides(self.init_cfg, {p.split('.')[0]
                                                                for p in self._text_cls_paths})
+
+    def _detr_class_weights(self, kwargs: Dict) -> Optional[float]:
+        """DETRHead turns ``loss_cls.class_weight=w`` (+ ``bg_cls_weight``) into per-column
+        weights only when its class is exactly DETRHead: done here for ``TextDETRHead``.
+        Returns the no-object weight, or None."""
+        from mmdet.models.dense_heads import DETRHead
+        loss_cls = kwargs.get('loss_cls')
+        if type(self).__bases__[-1] is not DETRHead or not isinstance(loss_cls, dict) or \
+                loss_cls.get('class_weight') is None:
+            return None
+        loss_cls = kwargs['loss_cls'] = dict(loss_cls)
+        weight = float(loss_cls['class_weight'])
+        no_object = float(loss_cls.pop('bg_cls_weight', weight))
+        loss_cls['class_weight'] = [weight] * kwargs['num_classes'] + [no_object]
+        return no_object
 
     # -- classes ---------------------------------------------------------------------------
     @property
@@ -120,29 +171,41 @@ class TextDenseHeadMixin:
         return getattr(self, 'num_base_priors', 1)
 
     # -- construction ----------------------------------------------------------------------
-    def _classification_convs(self) -> Iterator[Tuple[str, nn.Conv2d]]:
+    def _classification_convs(self) -> Iterator[Tuple[str, nn.Module]]:
+        """The stock classification layers: ``Conv2d`` named ``*_cls`` with A x C outputs
+        (dense heads), ``Linear`` named ``*_cls`` or in ``cls_branches`` with C outputs (the
+        DETR family, one per decoder layer or one shared)."""
         outputs = self._num_priors * self.cls_out_channels
         for path, module in self.named_modules(remove_duplicate=False):
-            last = [part for part in path.split('.') if not part.isdigit()][-1:] or ['']
-            if (isinstance(module, nn.Conv2d) and module.out_channels == outputs
-                    and _CLS_NAME.search(last[0])):
+            named = [part for part in path.split('.') if not part.isdigit()][-1:] or ['']
+            if isinstance(module, nn.Conv2d):
+                found = module.out_channels == outputs and _CLS_NAME.search(named[0])
+            elif isinstance(module, nn.Linear):
+                found = module.out_features == self.cls_out_channels and (
+                    _CLS_NAME.search(named[0]) or named[0] == 'cls_branches')
+            else:
+                found = False
+            if found:
                 yield path, module
 
     def _replace(self, convs, spec: Dict, embed_channels: Optional[int]) -> List[str]:
-        """Each classification conv becomes a PriorTextClassifier (one per conv object, so
-        a conv shared by several levels stays shared); the first owns the class embeddings
-        (unless the model shares its own), the others read them."""
-        made: Dict[int, PriorTextClassifier] = {}
+        """Each classification conv becomes a PriorTextClassifier, each Linear a
+        LinearTextClassifier (one per stock layer object, so a layer shared by several levels
+        or decoder layers stays shared); the first owns the class embeddings (unless the
+        model shares its own), the others read them."""
+        made: Dict[int, nn.Module] = {}
         for path, conv in convs:
             if id(conv) not in made:
-                channels = embed_channels or conv.in_channels
+                linear = isinstance(conv, nn.Linear)
+                # a Linear classifier scores its input; a conv gets E channels per prior
+                channels = conv.in_features if linear else embed_channels or conv.in_channels
                 first = next(iter(made.values()), None)
                 classifier = TextCosineClassifier(
                     in_features=channels, out_features=self.cls_out_channels,
                     **(spec if first is None
                        else reading_component(spec, first.classifier.class_embeddings)))
-                made[id(conv)] = PriorTextClassifier(conv, self._num_priors, channels,
-                                                     classifier)
+                made[id(conv)] = LinearTextClassifier(classifier) if linear else \
+                    PriorTextClassifier(conv, self._num_priors, channels, classifier)
             parent, _, name = path.rpartition('.')
             self.get_submodule(parent)._modules[name] = made[id(conv)]
         return [path for path, _ in convs]
@@ -151,7 +214,8 @@ class TextDenseHeadMixin:
         super().init_weights()
         # some stock heads (RTMDet) initialise without visiting their children
         for module in self.modules():
-            if isinstance(module, PriorTextClassifier) and not module.classifier._is_init:
+            if isinstance(module, (PriorTextClassifier, LinearTextClassifier)) and \
+                    not module.classifier._is_init:
                 module.classifier.init_weights()
 
 
@@ -162,9 +226,10 @@ def text_dense_head(base: type) -> type:
     """The ``Text*`` class of any mmdet dense head class (made once, then reused)."""
     from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
     from mmdet.models.dense_heads.base_mask_head import BaseMaskHead
-    if not (isinstance(base, type) and issubclass(base, (BaseDenseHead, BaseMaskHead))):
-        raise TypeError(f'{base!r} is not an mmdet dense head (a BaseDenseHead or '
-                        'BaseMaskHead subclass)')
+    if not (isinstance(base, type) and issubclass(base, (BaseDenseHead, BaseMaskHead,
+                                                          DETRHead))):
+        raise TypeError(f'{base!r} is not an mmdet dense head (a BaseDenseHead, BaseMaskHead '
+                        'or DETRHead subclass)')
     return text_variant(TextDenseHeadMixin, base, _TEXT_HEADS, __name__)
 
 
@@ -192,3 +257,8 @@ TextRTMDetInsSepBNHead = _convenience_type(RTMDetInsSepBNHead)
 TextYOLOXHead = _convenience_type(YOLOXHead)
 TextSOLOV2Head = _convenience_type(SOLOV2Head)
 TextCondInstBboxHead = _convenience_type(CondInstBboxHead)
+TextDETRHead = _convenience_type(DETRHead)
+TextConditionalDETRHead = _convenience_type(ConditionalDETRHead)
+TextDABDETRHead = _convenience_type(DABDETRHead)
+TextDeformableDETRHead = _convenience_type(DeformableDETRHead)
+TextDINOHead = _convenience_type(DINOHead)
