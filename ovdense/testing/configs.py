@@ -4,6 +4,7 @@ import glob
 import importlib
 import importlib.util
 import os.path as osp
+import re
 from typing import List, Optional, Sequence
 
 from mmengine.config import Config, ConfigDict
@@ -17,6 +18,15 @@ TINY_CONVNEXT_DIMS = (40, 80, 160, 320)  # timm convnext_atto
 # paramwise_cfg keys of the Swin recipes for a parameter our Swin backbones have only with
 # use_abs_pos_embed=True (some iCAR checkpoints): the one key a shipped config may leave unused
 OPTIONAL_PARAMWISE_KEYS = frozenset({'absolute_pos_embed'})
+
+
+def unused_paramwise_keys(model, optim_wrapper) -> List[str]:
+    """``unmatched_paramwise_keys`` of a model built by :func:`shrink_config`, less the keys it
+    cannot judge there: the optional ones, and keys naming numbered blocks (mmseg's
+    Mask2Former recipe lists every Swin block's norm; the shrunk backbone has fewer blocks)."""
+    from ..utils.launch import unmatched_paramwise_keys
+    return [key for key in unmatched_paramwise_keys(model, optim_wrapper)
+            if key not in OPTIONAL_PARAMWISE_KEYS and not re.search(r'\.\d+(\.|$)', key)]
 
 
 def tiny_open_clip_convnext_config(directory: str) -> str:
@@ -111,6 +121,8 @@ def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None,
                 classifier['vocabulary'] = stand_in
                 # bare names carry no frequency / split to select novel classes by
                 classifier.pop('novel_classes', None)
+    if cfg.model.get('num_queries'):  # DETR family: test images have fewer encoder tokens
+        cfg.model.num_queries = min(cfg.model.num_queries, 10)  # than DINO's 900 proposals
     _shrink_neck(cfg.model)
     _shrink_decode_heads(cfg.model)
     _shrink_cls_head(cfg.model)
@@ -190,11 +202,14 @@ def _shrink_decode_heads(model: ConfigDict, channels: int = 16, size=(64, 64)) -
             if not isinstance(head, dict):
                 continue
             index = head.get('in_index', -1)
+            if isinstance(head.get('in_channels'), (list, tuple)) and 'in_index' not in head:
+                index = list(range(len(head['in_channels'])))  # Mask2Former: every level
             if dims is not None and 'in_channels' in head:
                 head['in_channels'] = ([dims[i] for i in index]
                                        if isinstance(index, (list, tuple)) else dims[index])
             if 'channels' in head and head.get('num_convs', 1) > 0:
                 head['channels'] = channels
+            _shrink_query_head(head)
     preprocessor = model.get('data_preprocessor')
     if isinstance(preprocessor, dict) and preprocessor.get('size'):
         preprocessor['size'] = tuple(size)
@@ -202,6 +217,19 @@ def _shrink_decode_heads(model: ConfigDict, channels: int = 16, size=(64, 64)) -
     if isinstance(test_cfg, dict) and test_cfg.get('mode') == 'slide':
         test_cfg.update(crop_size=tuple(s * 3 // 4 for s in size),
                         stride=tuple(s // 2 for s in size))
+
+
+def _shrink_query_head(head: ConfigDict) -> None:
+    """Mask2Former-style heads: few queries, decoder / pixel-decoder layers and mask points."""
+    if 'transformer_decoder' not in head:
+        return
+    head['num_queries'] = min(head.get('num_queries', 10), 10)
+    head.transformer_decoder['num_layers'] = 2
+    encoder = (head.get('pixel_decoder') or {}).get('encoder')
+    if isinstance(encoder, dict):
+        encoder['num_layers'] = 1
+    if isinstance(head.get('train_cfg'), dict) and 'num_points' in head.train_cfg:
+        head.train_cfg['num_points'] = 256
 
 
 def _walk(node):
