@@ -1,5 +1,4 @@
 """tools/train.py and tools/test.py: argument errors are one line, not a traceback."""
-import os.path as osp
 import subprocess
 import sys
 
@@ -75,20 +74,21 @@ def test_custom_imports_given_by_cfg_options_are_imported(tmp_path, monkeypatch)
 
 
 def test_runs_started_in_one_process_get_their_own_logger_and_visualizer():
-    """mmengine names a run <config>_<second>; its logger and visualizer are singletons per
-    name, so two in-process runs in the same second shared the first one's (its log file and
-    picture folder). Every run started through the tools gets its own name."""
+    """Loggers and visualizers are per-name singletons; mmengine names them <config>_<second>
+    and mmdet's / mmseg's runtimes name the visualizer 'visualizer', so a second in-process run
+    wrote into the first one's folders. Every run started through the tools has its own name."""
     from mmengine.config import Config
 
-    from ovdense.utils.launch import set_work_dir
+    from ovdense.utils.launch import name_run
     names = set()
     for _ in range(3):
-        cfg = Config(dict(default_scope='mmdet'))
-        set_work_dir(cfg, None, 'configs/x/some_config.py')
-        assert cfg.work_dir == osp.join('work_dirs', 'some_config')
+        cfg = Config(dict(default_scope='mmseg', visualizer=dict(type='SegLocalVisualizer',
+                                                                 name='visualizer')))
+        name_run(cfg, 'configs/x/some_config.py')
         assert cfg.experiment_name.startswith('some_config_')
+        assert cfg.visualizer.name == cfg.experiment_name
         names.add(cfg.experiment_name)
     assert len(names) == 3
     kept = Config(dict(experiment_name='mine'))
-    set_work_dir(kept, 'w', 'c.py')
-    assert kept.experiment_name == 'mine'
+    name_run(kept, 'c.py')
+    assert kept.experiment_name == 'mine' and 'visualizer' not in kept

@@ -88,6 +88,8 @@ def test_former_names_build_the_one_hook():
 def test_the_action_heads_training_selection_is_what_training_data_must_have(tmp_path):
     require_mmaction()
     from mmaction.registry import HOOKS, MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmaction')  # earlier tests may leave another scope current
     assert HOOKS.get('ActionVocabularyCheckHook') is VocabularyCheckHook
     head = MODELS.build(dict(
         type='TextI3DHead', in_channels=8, train_classes=[2, 0],

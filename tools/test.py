@@ -38,9 +38,10 @@ def main(argv=None) -> int:
     from mmengine.runner import Runner
 
     from ovdense.utils.launch import (add_result_dump, apply_test_args, check_checkpoint,
-                                      load_config, set_work_dir)
+                                      load_config, name_run, set_work_dir)
     cfg = load_config(args.config, args.cfg_options)
     set_work_dir(cfg, args.work_dir, args.config)
+    name_run(cfg, args.config)
     apply_test_args(cfg, args)
     if args.vocab:
         from ovdense.text import load_classifier_file, load_vocabulary

@@ -30,10 +30,11 @@ def main(argv=None) -> int:
     import ovdense  # noqa: F401  registers ovdense components and compatibility fixes
     from mmengine.runner import Runner
 
-    from ovdense.utils.launch import (apply_train_args, load_config, set_work_dir,
+    from ovdense.utils.launch import (apply_train_args, load_config, name_run, set_work_dir,
                                       warn_unmatched_paramwise_keys)
     cfg = load_config(args.config, args.cfg_options)
     set_work_dir(cfg, args.work_dir, args.config)
+    name_run(cfg, args.config)
     apply_train_args(cfg, args)
     runner = Runner.from_cfg(cfg) if 'runner_type' not in cfg else _build_runner(cfg)
     warn_unmatched_paramwise_keys(runner.model, cfg.get('optim_wrapper'))

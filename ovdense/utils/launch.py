@@ -62,12 +62,19 @@ def set_work_dir(cfg: Config, work_dir: Optional[str], config_path: str) -> None
         cfg.work_dir = work_dir
     elif cfg.get('work_dir') is None:
         cfg.work_dir = osp.join('work_dirs', osp.splitext(osp.basename(config_path))[0])
+
+
+def name_run(cfg: Config, config_path: str) -> None:
+    """A name of its own for this run's logger and visualizer. Both are per-name singletons
+    of the process: mmengine names them <config>_<time to the second>, and the stock runtimes
+    of mmdet and mmseg name the visualizer 'visualizer' outright, so a second run in one
+    process (tests, notebooks, the tools' main() called twice) wrote its log and pictures
+    into the first run's folders."""
     if cfg.get('experiment_name') is None:
-        # mmengine names a run <config>_<time to the second>, and its logger and visualizer
-        # are per-name singletons: a second run started in the same process within the same
-        # second would write its log and pictures into the first run's folders.
         stem = osp.splitext(osp.basename(config_path))[0]
         cfg.experiment_name = f'{stem}_{time.strftime("%Y%m%d_%H%M%S")}_{next(_RUNS)}'
+    if isinstance(cfg.get('visualizer'), dict):
+        cfg.visualizer.name = cfg.experiment_name
 
 
 _RUNS = itertools.count()  # runs started by this process (same sequence on every rank)
