@@ -55,12 +55,12 @@ class TextMaskClassificationMixin:
         else:
             total = kwargs['num_classes'] = head_num_classes(name, spec, kwargs.get('num_classes'))
         loss_cls = kwargs.get('loss_cls') or {}
-        self_weights = self._class_weights(name, loss_cls.get('class_weight'), total)
+        weight_split = self._class_weights(name, loss_cls.get('class_weight'), total)
         super().__init__(*args, **kwargs)
         stock = self.cls_embed
         self.cls_embed = TextCosineClassifier(in_features=stock.in_features,
                                               out_features=stock.out_features, **spec)
-        self._class_weight_split = self_weights
+        self._class_weight_split = weight_split
 
     def _has_stuff_split(self) -> bool:
         """mmdet's heads count things and stuff; mmseg's count classes."""
