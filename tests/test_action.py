@@ -1,5 +1,6 @@
 """Action recognition (mmaction2): every shipped mmaction config trains one step and predicts
-at tiny size; TextI3DHead (train-time class subset, vocabulary swap, iCAR projection);
+at tiny size; TextI3DHead (novel classes left out of training, shared class embeddings,
+vocabulary swap, iCAR projection);
 VocabVideoDataset; OpenCV decoding of unreadable files; end to end with tools/train.py and
 tools/test.py (top-1, --vocab) on tiny demo videos."""
 import glob
@@ -47,12 +48,14 @@ def _build(cfg_model):
     return MODELS.build(cfg_model)
 
 
-def _clips(num_classes, batch=2, frames=8, size=64, seed=0):
+def _clips(labels, batch=2, frames=8, size=64, seed=0):
+    """``batch`` random clips labelled in turn with ``labels`` (label ids)."""
     from mmaction.structures import ActionDataSample
     gen = torch.Generator().manual_seed(seed)
     inputs = [torch.randint(0, 256, (1, 3, frames, size, size), generator=gen,
                             dtype=torch.uint8) for _ in range(batch)]
-    samples = [ActionDataSample().set_gt_label(i % num_classes) for i in range(batch)]
+    samples = [ActionDataSample().set_gt_label(int(labels[i % len(labels)]))
+               for i in range(batch)]
     return dict(inputs=inputs, data_samples=samples)
 
 
@@ -74,13 +77,13 @@ def test_config_trains_one_step_and_predicts(config, tmp_path):
     assert isinstance(head, TextI3DHead)
     assert type(head.fc_cls).__name__ == 'TextCosineClassifier'
     assert unused_paramwise_keys(model, cfg.get('optim_wrapper')) == []
-    train_classes = cfg.model.cls_head.get('train_classes')
-    num_train = len(train_classes) if train_classes else cfg.model.cls_head.num_classes
+    num_classes = cfg.model.cls_head.num_classes
+    trained = head.fc_cls.class_embeddings.trained_class_ids()  # all but the novel classes
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     model.train()
-    data = model.data_preprocessor(_clips(num_train), True)
+    data = model.data_preprocessor(_clips(trained), True)
     losses = model(**data, mode='loss')
-    assert head.num_classes == num_train
+    assert head.num_classes == num_classes
     total = sum(v for k, v in losses.items() if 'loss' in k)
     assert torch.isfinite(total)
     total.backward()
@@ -88,10 +91,10 @@ def test_config_trains_one_step_and_predicts(config, tmp_path):
     optimizer.step()
     model.eval()
     with torch.no_grad():
-        results = model(**model.data_preprocessor(_clips(num_train, batch=1), False),
+        results = model(**model.data_preprocessor(_clips(trained, batch=1), False),
                         mode='predict')
     score = results[0].pred_score
-    assert score.shape == (cfg.model.cls_head.num_classes,)  # all classes at test time
+    assert score.shape == (num_classes,)
     assert torch.allclose(score.sum(), torch.tensor(1.0), atol=1e-4)  # average_clips='prob'
 
 
@@ -112,9 +115,12 @@ def test_kinetics_configs_are_the_documented_recipe():
     assert (sample['clip_len'], sample['frame_interval']) == (32, 2)
     assert full.train_pipeline[0]['type'] == 'CheckedOpenCVInit'  # no decord needed
     assert full.train_dataloader.dataset.ann_file.startswith(full.data_root)
-    assert len(ovc.base_classes) == 200 and ovc.model.cls_head.train_classes == ovc.base_classes
-    assert ovc.train_dataloader.dataset.classes == ovc.base_classes
-    assert ovc.test_dataloader.dataset.classes is None  # all 400 at test time
+    # the split is said once and given to the classifier, the training data and the metric
+    assert len(ovc.novel_classes) == 200
+    assert ovc.model.cls_head.text_classifier.novel_classes == ovc.novel_classes
+    assert ovc.train_dataloader.dataset.novel_classes == ovc.novel_classes
+    assert ovc.val_evaluator.novel_classes == ovc.novel_classes
+    assert 'novel_classes' not in ovc.test_dataloader.dataset  # all 400 clips at test time
 
 
 # ----------------------------------------------------------------------------- the head
@@ -137,25 +143,60 @@ def test_text_head_keeps_i3d_head_and_checks_sizes(tmp_path):
                                              text_tower=tiny_text_tower_cfg(str(tmp_path))))
 
 
-def test_train_classes_switch_with_mode_and_vocab_swap_wins(tmp_path):
-    head = _head(tmp_path, train_classes=['swimming', 0])
-    feats = torch.randn(2, 8, 2, 4, 4)
-    assert head.train()(feats).shape == (2, 2) and head.num_classes == 2
-    eval_scores = head.eval()(feats)
-    assert eval_scores.shape == (2, 4) and head.num_classes == 4
-    # the selection is the same text classifier: its columns are the full one's columns
-    train_scores = head.train()(feats)
-    torch.testing.assert_close(train_scores, eval_scores[:, [2, 0]])
+def _recognizer_with_shared_embeddings(tmp_path, novel_classes):
+    return _build(dict(
+        type='WithClassEmbeddings', base_type='Recognizer3D',
+        class_embeddings=dict(type='TrainedTowerClassEmbeddings', vocabulary=VOCAB4,
+                              novel_classes=novel_classes,
+                              text_tower=tiny_text_tower_cfg(str(tmp_path))),
+        backbone=dict(type='ICARSwin3D', checkpoint=None, window_size=(2, 2, 2),
+                      arch=dict(embed_dims=8, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1]),
+                      text_embed_dims=None, drop_path_rate=0.0),
+        cls_head=dict(type='TextI3DHead', in_channels=64, dropout_ratio=0.0,
+                      average_clips='prob', text_classifier=dict(scale=20.0)),
+        data_preprocessor=dict(type='ActionDataPreprocessor', format_shape='NCTHW')))
+
+
+def test_novel_classes_are_left_out_of_training_with_a_shared_component(tmp_path):
+    """Open-vocabulary action training is said as for detection and segmentation: the
+    component's novel_classes; the head scores the whole vocabulary in both modes."""
     from mmaction.structures import ActionDataSample
-    with pytest.raises(ValueError, match='label 3 is not a class id of the 2 training'):
+    from ovdense.engine.hooks import check_dataset_classes
+    from ovdense.text.classifier import NOVEL_TRAINING_LOGIT
+    model = _recognizer_with_shared_embeddings(tmp_path, ['swimming', 3])  # novel: 2 and 3
+    model.init_weights()
+    head = model.cls_head
+    assert head.fc_cls.class_embeddings is model.class_embeddings
+    feats = torch.randn(2, 64, 1, 2, 2)
+    model.train()  # the component is the model's, not the head's, child
+    train_scores = head(feats)
+    assert train_scores.shape == (2, 4) and head.num_classes == 4
+    assert (train_scores[:, 2:] == NOVEL_TRAINING_LOGIT).all()
+    assert (train_scores[:, :2] > NOVEL_TRAINING_LOGIT).all()
+    losses = model.train()(**model.data_preprocessor(_clips([0, 1]), True), mode='loss')
+    assert torch.isfinite(losses['loss_cls'])
+    with pytest.raises(ValueError, match="labelled 3 \\('dancing'\\), one of the novel classes"):
         head.loss(feats, [ActionDataSample().set_gt_label(3)] * 2)
-    assert 'loss_cls' in head.loss(feats, [ActionDataSample().set_gt_label(1)] * 2)
-    # an outside swap (tools/test.py --vocab) holds in both modes
-    set_model_vocabulary(head, 'flying,falling,sleeping')
-    assert head.eval()(feats).shape == (2, 3) and head.train()(feats).shape == (2, 3)
-    assert head.num_classes == 3
-    with pytest.raises(VocabularyError, match='label id 9 is outside'):
-        _head(tmp_path, train_classes=[9])
+    with pytest.raises(ValueError, match='label 7 is not a class id of the 4 classes'):
+        head.loss(feats, [ActionDataSample().set_gt_label(7)] * 2)
+    head.label_smooth_eps = 0.1
+    with pytest.raises(ConfigError, match='use one of label_smooth_eps and novel_classes'):
+        head.loss(feats, [ActionDataSample().set_gt_label(0)] * 2)
+    head.label_smooth_eps = 0.0
+    model.eval()
+    eval_scores = head(feats)
+    assert eval_scores.shape == (2, 4) and torch.isfinite(eval_scores).all()
+    full = tuple(VOCAB4.split(','))
+    wrapped = torch.nn.Module()
+    wrapped.module = model
+    for what in ('training', 'test'):  # one class list in every phase
+        assert check_dataset_classes(wrapped, type('D', (), {'metainfo': {'classes': full}})(),
+                                     what).names == full
+    # an outside swap (tools/test.py --vocab)
+    set_model_vocabulary(model, 'flying,falling,sleeping')
+    assert head(feats).shape == (2, 3) and head.num_classes == 3
+    with pytest.raises(ConfigError, match='train_classes was replaced by novel_classes'):
+        _head(tmp_path, train_classes=[0, 1])
 
 
 def _tiny_icar_2d_file(tmp_path, text_dim=32):
@@ -224,17 +265,27 @@ def test_vocab_video_dataset_selects_and_relabels_classes(tmp_path):
         VocabVideoDataset(ann_file=bad, pipeline=[], vocabulary=VOCAB4)
     with pytest.raises(ConfigError, match='on_unreadable'):
         VocabVideoDataset(ann_file=ann, pipeline=[], vocabulary=VOCAB4, on_unreadable='ignore')
+    for classes, message in (([9], r'classes: label id 9 is outside .*\(0..3\)'),
+                             (['flying', 0], r"classes: \['flying'\] are neither label ids"),
+                             ([0, 'running'], r"repeat \['running'\]"),
+                             ([], 'the selection is empty')):
+        with pytest.raises(VocabularyError, match=message):
+            VocabVideoDataset(ann_file=ann, pipeline=[], vocabulary=VOCAB4, classes=classes)
 
 
-def test_open_vocab_metric_reports_base_and_novel():
-    metric = OpenVocabAccMetric(vocabulary=VOCAB4, base_classes=[0, 1])
-    metric.dataset_meta = dict(classes=tuple(VOCAB4.split(',')))
-    onehot = np.eye(4)
-    results = [dict(pred=onehot[0], label=0), dict(pred=onehot[1], label=0),  # base 1/2
-               dict(pred=onehot[2], label=2), dict(pred=onehot[3], label=3)]  # novel 2/2
-    out = metric.compute_metrics(results)
-    assert out['top1'] == 0.75 and out['base_top1'] == 0.5 and out['novel_top1'] == 1.0
-    assert abs(out['harmonic_top1'] - 2 / 3) < 1e-9
+def test_vocab_video_dataset_drops_novel_clips_while_training_only(tmp_path):
+    ann = _write_list(tmp_path / 'list.txt', ['a.mp4 0', 'b.mp4 1', 'c.mp4 2', 'd.mp4 3'])
+    args = dict(ann_file=ann, pipeline=[], vocabulary=VOCAB4, novel_classes=[1, 'dancing'],
+                data_prefix=dict(video=str(tmp_path)))
+    train, test = VocabVideoDataset(**args), VocabVideoDataset(**args, test_mode=True)
+    assert train.metainfo['classes'] == test.metainfo['classes'] == tuple(VOCAB4.split(','))
+    labels = [[d.get_data_info(i)['label'] for i in range(len(d))] for d in (train, test)]
+    assert labels == [[0, 2], [0, 1, 2, 3]]  # labels index the whole vocabulary
+    with pytest.raises(VocabularyError, match=r'novel_classes: label id 4 is outside .*\(0..3\)'):
+        VocabVideoDataset(**dict(args, novel_classes=[4]))
+    only_novel = _write_list(tmp_path / 'novel.txt', ['b.mp4 1'])
+    with pytest.raises(OvdenseFileError, match='no clip of the 2 trained'):
+        VocabVideoDataset(**dict(args, ann_file=only_novel))
 
 
 def _write_video(path, frames=16, size=32, seed=0):

@@ -124,6 +124,7 @@ def test_novel_class_ids_by_frequency_split_and_names():
     assert novel_class_ids(lvis_like, 'r') == [1]
     assert novel_class_ids(lvis_like, 'rc') == [1, 2]
     assert novel_class_ids(lvis_like, ['owl', 'cat']) == [0, 2]
+    assert novel_class_ids(lvis_like, [2, 'yak', 1]) == [1, 2]  # label ids too
     ov_coco = load_vocabulary('ov_coco')
     novel = [ov_coco.names[i] for i in novel_class_ids(ov_coco, 'novel')]
     assert len(novel) == 17 and 'dog' in novel and 'person' not in novel
@@ -133,8 +134,10 @@ def test_novel_class_ids_by_frequency_split_and_names():
         novel_class_ids(lvis_like, 'novel')
     with pytest.raises(VocabularyError, match='without one'):
         novel_class_ids(ov_coco, 'r')
-    with pytest.raises(VocabularyError, match="not among its categories: \\['zebra'\\]"):
+    with pytest.raises(VocabularyError, match="\\['zebra'\\] are neither label ids nor class"):
         novel_class_ids(lvis_like, ['zebra'])
+    with pytest.raises(VocabularyError, match='label id 3 is outside'):
+        novel_class_ids(lvis_like, [3])
 
 
 @pytest.mark.parametrize('record, needle', [

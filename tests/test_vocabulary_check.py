@@ -1,5 +1,5 @@
 """The one class check of every task (VocabularyCheckHook / check_dataset_classes): the same
-rule for a detection head, a segmentation head and the action head's training selection."""
+rule for a detection head, a segmentation head and the action head, in every phase."""
 from types import SimpleNamespace
 
 import pytest
@@ -44,7 +44,7 @@ def test_size_and_order_mismatches_are_refused_in_one_line(tmp_path):
                                           r"both have 3 classes but 2 names differ; first "
                                           r"differences \(index, model, dataset\): "
                                           r"\[\(0, 'red circle', 'blue star'\)"):
-        check_dataset_classes(model, _dataset(swapped), 'training', training=True)
+        check_dataset_classes(model, _dataset(swapped), 'training')
 
 
 def test_the_hook_checks_every_phase_with_metrics_only(tmp_path):
@@ -85,22 +85,20 @@ def test_former_names_build_the_one_hook():
     assert issubclass(SEG_HOOKS.get('SegVocabularyCheckHook'), VocabularyCheckHook)
 
 
-def test_the_action_heads_training_selection_is_what_training_data_must_have(tmp_path):
+def test_the_action_head_is_checked_by_the_same_hook(tmp_path):
     require_mmaction()
     from mmaction.registry import HOOKS, MODELS
     from mmengine.registry import init_default_scope
     init_default_scope('mmaction')  # earlier tests may leave another scope current
     assert HOOKS.get('ActionVocabularyCheckHook') is VocabularyCheckHook
     head = MODELS.build(dict(
-        type='TextI3DHead', in_channels=8, train_classes=[2, 0],
-        text_classifier=dict(vocabulary=','.join(NAMES),
+        type='TextI3DHead', in_channels=8,
+        text_classifier=dict(vocabulary=','.join(NAMES), novel_classes=[1],
                              text_tower=tiny_text_tower_cfg(str(tmp_path)))))
     model = nn.Module()
     model.cls_head = head
-    selection = [NAMES[2], NAMES[0]]
-    assert check_dataset_classes(model, _dataset(selection), 'training', training=True)
-    assert check_dataset_classes(model, _dataset(NAMES), 'test')
-    with pytest.raises(ConfigError, match='model predicts 2 classes while training'):
-        check_dataset_classes(model, _dataset(NAMES), 'training', training=True)
-    with pytest.raises(ConfigError, match='model predicts 3 classes .* validation'):
-        check_dataset_classes(model, _dataset(selection), 'validation')
+    # novel classes are left out of the training logits, not out of the class list
+    for what in ('training', 'validation'):
+        assert check_dataset_classes(model, _dataset(NAMES), what).names == tuple(NAMES)
+    with pytest.raises(ConfigError, match='model predicts 3 classes .* training dataset'):
+        check_dataset_classes(model, _dataset([NAMES[0], NAMES[2]]), 'training')

@@ -1,12 +1,13 @@
 """mmaction2's ``VideoDataset`` (list file of ``path label`` lines) whose classes are a
-vocabulary, optionally restricted to some classes (open-vocabulary training on a subset)."""
+vocabulary, optionally restricted to some classes, optionally without the clips of the novel
+classes while training (open-vocabulary training, as ``OVLVISV1Dataset(novel_classes=...)``)."""
 from typing import List, Optional, Sequence, Union
 
 from mmaction.datasets import VideoDataset
 from mmengine.logging import print_log
 
 from ..registry import register
-from ..text.class_selection import select_classes
+from ..text.vocabulary import NovelSelection, novel_class_ids, select_classes
 from ..utils.cli import ConfigError
 from ..utils.io import OvdenseFileError
 from .transforms.video import UnreadableVideoError
@@ -22,8 +23,11 @@ class VocabVideoDataset(VideoDataset):
         vocabulary: the class list the file's labels index, in label order
             (``'kinetics_400'``, a ``.json``/``.txt`` vocabulary file, ...).
         classes: None (every clip), or label ids / names of ``vocabulary``: only clips of these
-            classes are kept and relabelled ``0..len(classes)-1`` in the order given (train on
-            a subset; the head's ``train_classes`` must be the same selection).
+            classes are kept and relabelled ``0..len(classes)-1`` in the order given (the
+            model's vocabulary must then be the same selection).
+        novel_classes: None, or the classes (names and/or label ids of the dataset's classes,
+            as the class-embedding component's ``novel_classes``) whose clips are dropped
+            unless ``test_mode``: training never sees them; labels keep indexing every class.
         on_unreadable: ``'raise'`` (default): a video that cannot be read stops the run with an
             error naming the file. ``'skip'``: while training, the clip is skipped with a
             warning naming it and mmengine draws another one (its convention for samples a
@@ -35,7 +39,7 @@ class VocabVideoDataset(VideoDataset):
 
     def __init__(self, ann_file: str, pipeline: List, vocabulary,
                  classes: Optional[Union[str, Sequence]] = None,
-                 on_unreadable: str = 'raise', metainfo: Optional[dict] = None, **kwargs):
+                 novel_classes: NovelSelection = None, on_unreadable: str = 'raise', metainfo: Optional[dict] = None, **kwargs):
         if on_unreadable not in UNREADABLE_POLICIES:
             raise ConfigError(f'on_unreadable must be one of {UNREADABLE_POLICIES}, '
                               f'got {on_unreadable!r}')
@@ -43,6 +47,7 @@ class VocabVideoDataset(VideoDataset):
             raise ConfigError('VocabVideoDataset: multi_class lists are not supported')
         self.vocabulary, self.selection, ids = select_classes(vocabulary, classes)
         self._new_label = {old: new for new, old in enumerate(ids)}
+        self._novel_labels = set(novel_class_ids(self.selection, novel_classes))
         self.on_unreadable = on_unreadable
         self._skipped = set()
         metainfo = dict(metainfo or {})
@@ -68,14 +73,19 @@ class VocabVideoDataset(VideoDataset):
                     f'{self.ann_file!r} line {line} ({info["filename"]!r}): label {label} is '
                     f'not a class id of vocabulary {self.vocabulary.source!r} '
                     f'(0..{count - 1})')
-            if label in self._new_label:
-                kept.append(dict(info, label=self._new_label[label]))
+            label = self._new_label.get(label)
+            if label is None or (label in self._novel_labels and not self.test_mode):
+                continue
+            kept.append(dict(info, label=label))
+        if self.test_mode or not self._novel_labels:
+            wanted = f'{len(self.selection)} selected classes'
+        else:
+            wanted = f'{len(self.selection) - len(self._novel_labels)} trained (non-novel) classes'
         if not kept:
-            raise OvdenseFileError(f'{self.ann_file!r} has no clip of the selected '
-                                   f'{len(self.selection)} classes')
+            raise OvdenseFileError(f'{self.ann_file!r} has no clip of the {wanted}')
         if len(kept) < len(data_list):
             print_log(f'{self.ann_file}: {len(kept)} of {len(data_list)} clips belong to the '
-                      f'{len(self.selection)} selected classes', logger='current')
+                      f'{wanted}', logger='current')
         return kept
 
     def prepare_data(self, idx: int):

@@ -12,6 +12,7 @@ import os
 import os.path as osp
 import sys
 import time
+from typing import Optional
 
 import torch
 import torch.distributed as dist
@@ -22,10 +23,17 @@ def _scored_classes(model, scope: str) -> int:
     from ..engine.hooks import scored_vocabulary
     if scope == 'mmseg':
         return model.decode_head.out_channels  # + a learned background column, if any
-    return len(scored_vocabulary(model, training=True))
+    return len(scored_vocabulary(model))
 
 
-def _inputs(scope: str, num_classes: int, seed: int, batch: int = 2) -> dict:
+def _trained_label_ids(model) -> torch.Tensor:
+    """The label ids training may see (all but the novel classes)."""
+    from ..apis.vocabulary import text_classifiers
+    return text_classifiers(model)[0].class_embeddings.trained_class_ids()
+
+
+def _inputs(scope: str, num_classes: int, seed: int, batch: int = 2,
+            trained_ids: Optional[torch.Tensor] = None) -> dict:
     """A synthetic training batch (other on each rank). Two samples: batch norm in a 1 x 1
     pooling branch (UperNet's PPM) needs more than one value per channel."""
     gen = torch.Generator().manual_seed(seed)
@@ -52,7 +60,8 @@ def _inputs(scope: str, num_classes: int, seed: int, batch: int = 2) -> dict:
         inputs=[torch.randint(0, 256, (1, 3, 8, 64, 64), generator=gen, dtype=torch.uint8)
                 for _ in range(batch)],
         data_samples=[ActionDataSample().set_gt_label(
-            int(torch.randint(0, num_classes, (1,), generator=gen))) for _ in range(batch)])
+            int(trained_ids[torch.randint(0, len(trained_ids), (1,), generator=gen)]))
+            for _ in range(batch)])
 
 
 def train_two_steps(config: str, work_dir: str, rank: int) -> None:
@@ -77,10 +86,11 @@ def train_two_steps(config: str, work_dir: str, rank: int) -> None:
         optim.update(type='OptimWrapper')
         optim.pop('loss_scale', None)
     optim_wrapper = build_optim_wrapper(ddp, optim)
-    num_classes = _scored_classes(model, scope)
+    num_classes, trained_ids = _scored_classes(model, scope), _trained_label_ids(model)
     ddp.train()
     for step in range(2):
-        ddp.train_step(_inputs(scope, num_classes, seed=100 * step + rank), optim_wrapper)
+        ddp.train_step(_inputs(scope, num_classes, seed=100 * step + rank,
+                               trained_ids=trained_ids), optim_wrapper)
 
 
 def main(argv=None) -> int:

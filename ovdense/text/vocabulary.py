@@ -285,7 +285,7 @@ def vocabulary_from_lvis_categories(categories: Sequence[Dict[str, Any]],
                       source=source)
 
 
-NovelSelection = Union[None, str, Sequence[str]]
+NovelSelection = Union[None, str, Sequence[Union[int, str]]]
 LVIS_FREQUENCIES = 'rcf'
 
 
@@ -294,7 +294,8 @@ def novel_class_ids(vocabulary: Vocabulary, novel_classes: NovelSelection) -> Li
 
     ``novel_classes``: None (none); LVIS frequency letters (``'r'``, ``'rc'``) matched against
     each class's ``frequency``; ``'novel'``: the classes whose ``split`` is ``'novel'`` (as in
-    the OV-COCO split file); or a list of class names.
+    the OV-COCO split file); or a list of class names and/or label ids (indices into
+    ``vocabulary``).
     """
     if novel_classes is None:
         return []
@@ -306,12 +307,55 @@ def novel_class_ids(vocabulary: Vocabulary, novel_classes: NovelSelection) -> Li
         return ids
     if isinstance(novel_classes, str):
         return _ids_by_frequency(vocabulary, novel_classes)
+    return sorted(set(class_ids(vocabulary, novel_classes, 'novel_classes')))
+
+
+ClassSelection = Union[None, str, Sequence[Union[int, str]]]
+
+
+def select_classes(vocabulary, classes: ClassSelection = None
+                   ) -> Tuple['Vocabulary', 'Vocabulary', List[int]]:
+    """``(full vocabulary, selected sub-vocabulary, label ids of the selection)``.
+
+    ``classes``: None (all), a list of label ids and/or class names, or any vocabulary spec
+    whose names are all in ``vocabulary`` (a comma list, a file). The selection keeps the
+    order given: selected class ``i`` is new label ``i``.
+    """
+    vocab = load_vocabulary(vocabulary)
+    if classes is None:
+        return vocab, vocab, list(range(len(vocab)))
+    if isinstance(classes, str):
+        classes = list(load_vocabulary(classes).names)
+    ids = class_ids(vocab, classes, 'classes')
+    if not ids:
+        raise VocabularyError(f'classes of {vocab.source!r}: the selection is empty')
+    repeated = sorted({vocab.names[i] for i in ids if ids.count(i) > 1})
+    if repeated:
+        raise VocabularyError(f'classes of {vocab.source!r} repeat {repeated[:5]}')
+    return vocab, vocab.subset([vocab.names[i] for i in ids]), ids
+
+
+def class_ids(vocabulary: 'Vocabulary', items, what: str) -> List[int]:
+    """The label ids of ``items`` (label ids and/or names of ``vocabulary``), in order."""
+    if not isinstance(items, (list, tuple)):
+        raise VocabularyError(f'{what} must be a list of label ids and/or class names of '
+                              f'{vocabulary.source!r}; got {type(items).__name__}')
     index = {name: i for i, name in enumerate(vocabulary.names)}
-    missing = [name for name in novel_classes if name not in index]
+    ids, missing = [], []
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            if not 0 <= item < len(vocabulary):
+                raise VocabularyError(f'{what}: label id {item} is outside {vocabulary.source!r}'
+                                      f' (0..{len(vocabulary) - 1})')
+            ids.append(item)
+        elif isinstance(item, str) and item in index:
+            ids.append(index[item])
+        else:
+            missing.append(item)
     if missing:
-        raise VocabularyError(f'{vocabulary.source!r}: novel classes not among its categories: '
-                              f'{missing[:10]}')
-    return sorted(index[name] for name in novel_classes)
+        raise VocabularyError(f'{what}: {missing[:10]} are neither label ids nor class names '
+                              f'of {vocabulary.source!r}')
+    return ids
 
 
 def _ids_by_frequency(vocabulary: Vocabulary, letters: str) -> List[int]:

@@ -21,35 +21,30 @@ def normalised_names(names) -> tuple:
     return tuple(' '.join(str(n).split()) for n in names)
 
 
-def scored_vocabulary(model: nn.Module, training: bool) -> Optional[Vocabulary]:
-    """The classes ``model`` scores while training (``training=True``) or in evaluation, or
-    None when it has no text classifier. A head that scores a selection while training
-    (``TextI3DHead(train_classes=...)``) says so through ``vocabulary_for``."""
+def scored_vocabulary(model: nn.Module) -> Optional[Vocabulary]:
+    """The classes ``model`` scores (its text classifiers share one vocabulary), or None when
+    it has no text classifier. Training and evaluation score the same list: novel classes are
+    left out of the training logits, not out of the vocabulary."""
     while hasattr(model, 'module'):  # DDP, TTA wrappers
         model = model.module
-    for module in model.modules():
-        if hasattr(module, 'vocabulary_for'):
-            return module.vocabulary_for(training)
     classifiers = text_classifiers(model)
     return classifiers[0].vocabulary if classifiers else None
 
 
-def check_dataset_classes(model: nn.Module, dataset, what: str,
-                          training: bool = False) -> Optional[Vocabulary]:
+def check_dataset_classes(model: nn.Module, dataset, what: str) -> Optional[Vocabulary]:
     """Refuse (one line) a ``dataset`` whose ``metainfo['classes']`` are not the classes
-    ``model`` scores in that phase: same names in the same order, spacing ignored. Returns
-    the model's vocabulary, or None when there is nothing to compare."""
-    vocab = scored_vocabulary(model, training)
+    ``model`` scores: same names in the same order, spacing ignored. Returns the model's
+    vocabulary, or None when there is nothing to compare."""
+    vocab = scored_vocabulary(model)
     classes = tuple((getattr(dataset, 'metainfo', None) or {}).get('classes') or ())
     if vocab is None or not classes:
         print_log(f'vocabulary check: {what} classes not compared (no text classifier or no '
                   'dataset class names)', logger='current')
         return None
     dataset_name = type(dataset).__name__
-    phase = ' while training' if training else ''
     if len(vocab) != len(classes):
         raise ConfigError(
-            f'vocabulary size mismatch: the model predicts {len(vocab)} classes{phase} '
+            f'vocabulary size mismatch: the model predicts {len(vocab)} classes '
             f'(vocabulary {vocab.source!r}) but the {what} dataset {dataset_name} has '
             f'{len(classes)} classes; use a config (or tools/test.py --vocab) whose vocabulary '
             "is the dataset's class list, or --show-dir for pictures without metrics")
@@ -68,14 +63,13 @@ def check_dataset_classes(model: nn.Module, dataset, what: str,
 @register('HOOKS')
 class VocabularyCheckHook(Hook):
     """Refuses to train, validate or test (with metrics) when the dataset's classes are not
-    the classes the model scores in that phase (``check_dataset_classes``). Runs after
+    the classes the model scores (``check_dataset_classes``). Runs after
     ``OpenVocabularyHook`` (``--vocab``); ``tools/train.py`` and ``tools/test.py`` add it to
     every config that has none. Loops without metrics (pictures only) are not checked."""
     priority = 'LOW'
 
     def before_train(self, runner) -> None:
-        check_dataset_classes(runner.model, runner.train_dataloader.dataset, 'training',
-                              training=True)
+        check_dataset_classes(runner.model, runner.train_dataloader.dataset, 'training')
 
     def before_val(self, runner) -> None:
         self._check_loop(runner, runner.val_loop, 'validation')

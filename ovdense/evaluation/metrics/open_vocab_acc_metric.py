@@ -1,11 +1,11 @@
 """Open-vocabulary action recognition: accuracy on base and novel classes."""
-from typing import Dict, List, Sequence, Union
+from typing import Dict, List
 
 import numpy as np
 from mmaction.evaluation import AccMetric
 
 from ...registry import register
-from ...text.class_selection import resolve_names
+from ...text.vocabulary import NovelSelection, load_vocabulary, novel_class_ids
 from ...utils.cli import ConfigError
 
 
@@ -16,15 +16,25 @@ class OpenVocabAccMetric(AccMetric):
     (generalised zero-shot), and their harmonic mean.
 
     Args:
-        vocabulary / base_classes: the training selection, as given to the head's
-            ``train_classes`` and the training dataset's ``classes``. Novel = every test class
-            not among them, matched by name against the test dataset's classes.
+        vocabulary / novel_classes: the split given to the class-embedding component's
+            ``novel_classes`` and the training dataset's (names and/or label ids of
+            ``vocabulary``). Base = every other test class; matched by name against the test
+            dataset's classes.
+        base_classes: removed (refused in one line); say ``novel_classes``.
     """
 
-    def __init__(self, vocabulary, base_classes: Union[str, Sequence],
+    def __init__(self, vocabulary, novel_classes: NovelSelection = None, base_classes=None,
                  **kwargs) -> None:
+        if base_classes is not None:
+            raise ConfigError('OpenVocabAccMetric: base_classes was replaced by novel_classes '
+                              '(the same selection as the model\'s and the dataset\'s)')
         super().__init__(**kwargs)
-        self.base_names = set(resolve_names(vocabulary, base_classes))
+        vocab = load_vocabulary(vocabulary)
+        novel = set(novel_class_ids(vocab, novel_classes))
+        if not novel:
+            raise ConfigError('OpenVocabAccMetric: novel_classes selects no class of '
+                              f'{vocab.source!r}')
+        self.base_names = {name for i, name in enumerate(vocab.names) if i not in novel}
 
     def compute_metrics(self, results: List) -> Dict:
         metrics = super().compute_metrics(results)

@@ -11,12 +11,12 @@ classifier over the clip feature) with the final ``fc_cls`` built as
                                        prompts=dict(templates='action')))
 
 Everything else of the stock head is kept (loss, label smoothing, top-k training accuracy,
-multi-clip averaging). Open-vocabulary training: ``train_classes`` makes the classifier score
-only those classes while the head is in training mode (the training dataset's labels index
-that selection, see ``VocabVideoDataset(classes=...)``) and the whole vocabulary in eval mode
-(validation / test). ``set_model_vocabulary`` / ``tools/test.py --vocab`` take precedence.
+multi-clip averaging). Open-vocabulary training is said as for detection and segmentation:
+``text_classifier.novel_classes`` (or the shared component's) leaves those classes out of the
+training logits, ``VocabVideoDataset(novel_classes=...)`` drops their clips from the training
+data, and validation / test score the whole vocabulary. Labels always index the vocabulary.
 """
-from typing import Dict, Optional, Sequence, Union
+from typing import Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -25,9 +25,8 @@ from mmengine.logging import MMLogger
 
 from ... import checkpoints as ckpt_lib
 from ...registry import register
-from ...text import TextCosineClassifier, Vocabulary
-from ...text.class_selection import select_classes
-from ...text.classifier import head_num_classes, spec_vocabulary, text_classifier_spec
+from ...text import TextCosineClassifier
+from ...text.classifier import head_num_classes, text_classifier_spec
 from ...utils.cli import ConfigError
 from ...utils.io import OvdenseFileError
 
@@ -42,8 +41,8 @@ class TextI3DHead(I3DHead):
         in_channels: channels of the backbone's last stage (1024 for Swin-B).
         text_classifier: ``TextCosineClassifier`` arguments except ``in_features`` /
             ``out_features`` (set by the head). Required.
-        train_classes: None, or the classes (label ids of the vocabulary and/or names) the
-            classifier scores while training; evaluation scores the whole vocabulary.
+        train_classes: removed (refused in one line): open-vocabulary training is
+            ``text_classifier.novel_classes`` + ``VocabVideoDataset(novel_classes=...)``.
         projection_checkpoint: an iCAR (or any :mod:`ovdense.checkpoints` layout) file whose
             image->text projection initialises the classifier's projection (``init_weights``),
             so pooled video features land in the pretrained text space from the start.
@@ -54,32 +53,25 @@ class TextI3DHead(I3DHead):
 
     def __init__(self, num_classes: Optional[int] = None, in_channels: Optional[int] = None,
                  text_classifier: Optional[Dict] = None,
-                 train_classes: Optional[Union[str, Sequence]] = None,
-                 projection_checkpoint: Optional[str] = None,
+                 train_classes=None, projection_checkpoint: Optional[str] = None,
                  check_labels: bool = True, **kwargs):
         name = type(self).__name__
+        if train_classes is not None:
+            raise ConfigError(
+                f'{name}: train_classes was replaced by novel_classes, said as for detection '
+                'and segmentation: text_classifier.novel_classes=<the classes to leave out> '
+                '(labels keep indexing the whole vocabulary) and '
+                'VocabVideoDataset(novel_classes=<the same>) for the training data')
         if in_channels is None:
             raise ConfigError(f'{name} needs in_channels (the backbone\'s output channels)')
         spec = self._classifier_spec(text_classifier, projection_checkpoint)
         num_classes = head_num_classes(name, spec, num_classes)
-        vocab, shared = spec_vocabulary(spec)
-        train_vocab = None
-        if train_classes is not None:
-            if spec.get('embeddings_file') or shared:
-                raise ConfigError(f'{name}: train_classes cannot be used with '
-                                  'text_classifier.embeddings_file (a file holds embeddings '
-                                  'for one class list) or shared class embeddings; use the '
-                                  'head\'s own text tower')
-            train_vocab = select_classes(vocab, train_classes)[1]
         super().__init__(num_classes, in_channels, **kwargs)
         self.fc_cls = TextCosineClassifier(in_features=in_channels, out_features=num_classes,
                                            **spec)
         if self.fc_cls.background is not None:
             raise ConfigError(f'{name}: action recognition has no background class; remove '
                               'text_classifier.background')
-        self._eval_vocab: Vocabulary = vocab
-        self._train_vocab: Optional[Vocabulary] = train_vocab
-        self._managed: Vocabulary = vocab  # what the head itself last gave the classifier
         self.projection_checkpoint = projection_checkpoint
         self.check_labels = check_labels
 
@@ -97,7 +89,7 @@ class TextI3DHead(I3DHead):
     # -- classes ---------------------------------------------------------------------------
     @property
     def num_classes(self) -> int:
-        """Classes scored now: follows the classifier (training subset, vocabulary swaps)."""
+        """Classes scored now: follows the classifier (vocabulary swaps)."""
         classifier = self._modules.get('fc_cls') if '_modules' in self.__dict__ else None
         if isinstance(classifier, TextCosineClassifier):
             return classifier.num_classes
@@ -110,23 +102,6 @@ class TextI3DHead(I3DHead):
     @property
     def text_classifier(self) -> TextCosineClassifier:
         return self.fc_cls
-
-    def vocabulary_for(self, training: bool) -> Vocabulary:
-        """The classes scored in training / eval mode (after an outside vocabulary swap, the
-        swapped one in both)."""
-        if self.fc_cls.vocabulary is not self._managed:
-            return self.fc_cls.vocabulary
-        if training and self._train_vocab is not None:
-            return self._train_vocab
-        return self._eval_vocab
-
-    def _sync_vocabulary(self) -> None:
-        if self._train_vocab is None or self.fc_cls.vocabulary is not self._managed:
-            return  # one vocabulary, or swapped from outside (--vocab): leave it alone
-        target = self.vocabulary_for(self.training)
-        if self.fc_cls.vocabulary is not target:
-            self.fc_cls.set_vocabulary(target)
-            self._managed = target
 
     # -- weights ---------------------------------------------------------------------------
     def init_weights(self) -> None:
@@ -158,17 +133,26 @@ class TextI3DHead(I3DHead):
         MMLogger.get_current_instance().info(
             f'{type(self).__name__}: classifier projection initialised from {path}')
 
-    # -- forward / loss --------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, **kwargs) -> torch.Tensor:
-        self._sync_vocabulary()
-        return super().forward(x, **kwargs)
-
+    # -- loss ------------------------------------------------------------------------------
     def loss_by_feat(self, cls_scores: torch.Tensor, data_samples) -> Dict:
+        novel = self._novel_class_ids()
+        if novel is not None and self.label_smooth_eps:
+            raise ConfigError(f'{type(self).__name__}: label_smooth_eps would put target mass '
+                              'on the novel classes, which training leaves out; use one of '
+                              'label_smooth_eps and novel_classes')
         if self.check_labels:
-            self._check_labels(data_samples, cls_scores.shape[-1])
+            self._check_labels(data_samples, cls_scores.shape[-1], novel)
         return super().loss_by_feat(cls_scores, data_samples)
 
-    def _check_labels(self, data_samples, num_classes: int) -> None:
+    def _novel_class_ids(self) -> Optional[set]:
+        """Label ids training leaves out (the component's ``novel_classes``), or None."""
+        embeddings = self.fc_cls.class_embeddings
+        if not embeddings.leaves_classes_out:
+            return None
+        return set(range(self.num_classes)) - set(embeddings.trained_class_ids().tolist())
+
+    def _check_labels(self, data_samples, num_classes: int, novel: Optional[set]) -> None:
+        vocab = self.fc_cls.vocabulary
         for sample in data_samples:
             label = sample.gt_label
             if label.is_floating_point():  # soft / one-hot labels (mixup, multi-class)
@@ -178,17 +162,20 @@ class TextI3DHead(I3DHead):
                 continue
             bad = label[(label < 0) | (label >= num_classes)]
             if bad.numel():
-                vocab = self.vocabulary_for(True)
                 raise ValueError(
                     f'{type(self).__name__}: ground-truth label {int(bad[0])} is not a class id '
-                    f'of the {num_classes} training classes ({vocab.source}); the dataset '
-                    'labels must index the head\'s vocabulary (train_classes), e.g. '
-                    'VocabVideoDataset(vocabulary=..., classes=<the same train_classes>)')
+                    f'of the {num_classes} classes of {vocab.source!r}; the dataset labels must '
+                    'index the head\'s vocabulary, e.g. VocabVideoDataset(vocabulary=<the same>)')
+            left_out = [int(i) for i in label.flatten() if int(i) in (novel or ())]
+            if left_out:
+                raise ValueError(
+                    f'{type(self).__name__}: a training clip is labelled {left_out[0]} '
+                    f'({vocab.names[left_out[0]]!r}), one of the novel classes training leaves '
+                    'out; drop their clips with VocabVideoDataset(novel_classes=<the same>)')
 
     def extra_repr(self) -> str:
-        train = (f', train_classes={len(self._train_vocab)}'
-                 if self._train_vocab is not None else '')
-        return f'vocabulary={self._eval_vocab.source!r} ({len(self._eval_vocab)}){train}'
+        vocab = self.fc_cls.vocabulary
+        return f'vocabulary={vocab.source!r} ({len(vocab)})'
 
 
 def text_head_of(model: nn.Module) -> Optional[TextI3DHead]:
