@@ -39,7 +39,8 @@ class VocabVideoDataset(VideoDataset):
 
     def __init__(self, ann_file: str, pipeline: List, vocabulary,
                  classes: Optional[Union[str, Sequence]] = None,
-                 novel_classes: NovelSelection = None, on_unreadable: str = 'raise', metainfo: Optional[dict] = None, **kwargs):
+                 novel_classes: NovelSelection = None, on_unreadable: str = 'raise',
+                 metainfo: Optional[dict] = None, **kwargs):
         if on_unreadable not in UNREADABLE_POLICIES:
             raise ConfigError(f'on_unreadable must be one of {UNREADABLE_POLICIES}, '
                               f'got {on_unreadable!r}')
