@@ -3,7 +3,8 @@
 # 337 rare classes removed at load time (866 base), class-balanced (repeat factor threshold
 # 1e-3); test on LVIS v1 val with all 1203 classes. Every decoder layer's classifier and the
 # two-stage encoder proposals score against ONE jointly trained iCAR text tower
-# (WithClassEmbeddings). Not run here (no LVIS, no GPU).
+# (WithClassEmbeddings), and the denoising label queries are made from its class embeddings
+# (TextDINO: no K-way label table). Not run here (no LVIS, no GPU).
 _base_ = 'mmdet::dino/dino-4scale_r50_8xb2-12e_coco.py'
 
 # ---- set these ----
@@ -14,7 +15,7 @@ data_root = 'data/lvis_v1/'
 novel_classes = 'r'  # removed from the training data, left out of the training logits
 
 model = dict(
-    type='WithClassEmbeddings', base_type='DINO',
+    type='WithClassEmbeddings', base_type='TextDINO',
     class_embeddings=dict(
         type='TrainedTowerClassEmbeddings', vocabulary='lvis_v1', novel_classes=novel_classes,
         text_tower=dict(model='icar-roberta-base', checkpoint=icar_checkpoint,

@@ -1,1 +1,2 @@
-from . import backbones, decode_heads, dense_heads, heads, losses, roi_heads  # noqa: F401
+from . import (backbones, decode_heads, dense_heads, detectors, heads, losses,  # noqa: F401
+               roi_heads)

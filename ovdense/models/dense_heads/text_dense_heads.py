@@ -18,8 +18,9 @@ or, for any other head, with ``type='TextDenseHead', base_type='TOODHead'``, and
                    text_classifier=dict(vocabulary='lvis_v1', text_tower=dict(...)))
 
 Heads with one classification layer per level or per decoder layer (RTMDet's SepBN heads,
-YOLOX, Deformable DETR, DINO) score all of them against ONE class-embedding component. DINO's
-denoising label queries (training only) stay the detector's K-way embedding. Heads without a background column (sigmoid / focal /
+YOLOX, Deformable DETR, DINO) score all of them against ONE class-embedding component; DINO's
+denoising label queries are made from it by the detector :class:`~ovdense.models.detectors.TextDINO`
+(the stock DINO keeps a K-way label table). Heads without a background column (sigmoid / focal /
 quality focal losses) start from the usual prior: the classifier's ``logit_bias`` is
 ``log(0.01 / 0.99)`` unless ``text_classifier.logit_bias`` says otherwise; the stock
 ``bias_prob`` override of the classification conv is dropped (it would also reach the text
