@@ -10,16 +10,22 @@ Steps (each recorded with its wall time; a step that fails is recorded and the n
 3. ``classifier_autocast``: the text cosine classifier under fp16 and bf16 autocast on CUDA:
    finite logits for zero and tiny features, the same argmax as fp32; ``dense_head``: a stock
    RTMDet-tiny with the text head, CUDA vs CPU outputs, 20 training steps fp32 and fp16;
+   ``family_*``: shipped configs of the other head families, shrunk as the tests shrink them
+   (DINO with its denoising queries from the class embeddings, RTMDet-Ins, Mask2Former for
+   mmseg, the Video Swin recognizer with novel classes): CUDA vs CPU outputs, 5 training
+   steps in fp32 and under fp16 autocast, prediction;
 4. ``detection_*`` / ``segmentation_*``: the demo detector and segmenter trained for a short
    schedule with ``tools/train.py`` in fp32 and with ``--amp``, each tested with
    ``tools/test.py`` (the real LVIS evaluator / mmseg's IoUMetric); the fp32 detection
    checkpoint is also tested under fp16 autocast (``tools/test.py --amp``);
 5. ``benchmark``: ``tools/benchmark.py --device cuda``.
 
-Steps stop being started once ``--budget`` seconds have passed (recorded as skipped).
+Steps stop being started once ``--budget`` seconds have passed (recorded as skipped);
+``--steps`` runs some of them (e.g. ``--steps environment,mmcv_ops,families``).
 Run it through ``tools/gpu_check.sh`` (which first installs the wheels it is given).
 """
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -37,6 +43,14 @@ SEG_CONFIG = 'configs/demo/upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py
 DET_KEYS = ('lvis/segm_AP', 'lvis/segm_APr', 'lvis/segm_APc', 'lvis/segm_APf', 'lvis/bbox_AP',
             'lvis/bbox_APr')
 SEG_KEYS = ('mIoU', 'aAcc')
+FAMILY_CONFIGS = {
+    'dino': 'configs/detection/dino-4scale_icar-swin-b_rfs-12e_ov-lvis.py',
+    'rtmdet_ins': 'configs/detection/rtmdet-ins_icar-swin-b_rfs-36e_ov-lvis.py',
+    'mask2former': 'configs/segmentation/mask2former_icar-swin-b_160k_ade20k-640x640.py',
+    'action': 'configs/action/video-swin-b_icar_p244-w877_32x2x1-30e_ov-kinetics400-base200.py',
+}
+STEP_GROUPS = ('environment', 'mmcv_ops', 'classifier_autocast', 'dense_head', 'families',
+               'detection', 'benchmark', 'segmentation')
 
 
 def parse_args(argv=None):
@@ -52,7 +66,14 @@ def parse_args(argv=None):
                         help='seconds after which no new step starts')
     parser.add_argument('--bench', choices=('full', 'tiny', 'none'), default='full')
     parser.add_argument('--bench-timeout', type=float, default=150)
-    return parser.parse_args(argv)
+    parser.add_argument('--steps', default=','.join(STEP_GROUPS),
+                        help=f'comma-separated, among {",".join(STEP_GROUPS)} (default: all)')
+    args = parser.parse_args(argv)
+    args.steps = [s for s in args.steps.split(',') if s]
+    unknown = sorted(set(args.steps) - set(STEP_GROUPS))
+    if unknown:
+        parser.error(f'--steps: unknown {unknown}; choose among {",".join(STEP_GROUPS)}')
+    return args
 
 
 class Report:
@@ -108,6 +129,19 @@ def environment() -> dict:
 
 def _max_error(a, b) -> float:
     return float((a.detach().float().cpu() - b.detach().float().cpu()).abs().max())
+
+
+@contextlib.contextmanager
+def exact_float32():
+    """TF32 off for CUDA vs CPU comparisons: with PyTorch's default TF32 convolutions the
+    logits, at scale 20, differed from the CPU's by 2.0e-3 on an H100."""
+    import torch
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def mmcv_ops() -> dict:
@@ -221,17 +255,10 @@ def dense_head() -> dict:
     model.init_weights()
     model.eval()
     x = tuple(torch.randn(1, 96, s, s) for s in (40, 20, 10))
-    # fp32 against fp32: with TF32 convolutions (PyTorch's cuDNN default) the logits, at
-    # scale 20, differed from the CPU's by 2.0e-3 on an H100
-    tf32 = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    try:
-        with torch.no_grad():
-            cpu = model.bbox_head(x)[0]
-            model.cuda()
-            gpu = model.bbox_head(tuple(t.cuda() for t in x))[0]
-    finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = tf32
+    with exact_float32(), torch.no_grad():
+        cpu = model.bbox_head(x)[0]
+        model.cuda()
+        gpu = model.bbox_head(tuple(t.cuda() for t in x))[0]
     result = {'cls_score_max_error_cuda_vs_cpu': max(_max_error(a, b)
                                                      for a, b in zip(cpu, gpu))}
     inputs = demo_mm_inputs(batch_size=4, image_shapes=[(3, 320, 320)] * 4, num_items=[4] * 4,
@@ -264,6 +291,96 @@ def dense_head() -> dict:
             result['fp32']['finite'] and result['amp']['finite']):
         raise AssertionError(f'dense head on CUDA: {result}')
     return result
+
+
+def family(config: str, work_dir: str, steps: int = 5) -> dict:
+    """A shipped config, shrunk as the tests shrink it (tiny Swin loaded from an iCAR-layout
+    file, tiny text tower, the config's heads, class-embedding component and novel classes):
+    its outputs on CUDA against the CPU (TF32 off), ``steps`` training steps in fp32 and under
+    fp16 autocast with a dynamic loss scale (as ``--amp``), then prediction."""
+    import torch
+    from mmengine.model import revert_sync_batchnorm
+    from mmengine.registry import MODELS, init_default_scope
+    from ovdense.apis.vocabulary import text_classifiers
+    from ovdense.testing.configs import shrink_config, tiny_icar_checkpoint
+    os.makedirs(work_dir, exist_ok=True)
+    cfg = shrink_config(osp.join(REPO, config), work_dir,
+                        icar_checkpoint=tiny_icar_checkpoint(work_dir))
+    init_default_scope(cfg.default_scope)
+    torch.manual_seed(0)
+    model = revert_sync_batchnorm(MODELS.build(cfg.model))  # SyncBN needs a process group
+    model.init_weights()
+    trained = text_classifiers(model)[0].class_embeddings.trained_class_ids()
+    inputs = _family_inputs(cfg.default_scope, model, trained)
+    model.eval()
+    with exact_float32(), torch.no_grad():
+        cpu = _family_outputs(model, cfg.default_scope, inputs)
+        model.cuda()
+        gpu = _family_outputs(model, cfg.default_scope, inputs)
+    result = {'outputs_max_error_cuda_vs_cpu': max(_max_error(a, b) for a, b in zip(cpu, gpu)),
+              'outputs_compared': len(cpu)}
+    for amp in (False, True):
+        model.train()
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
+                                      lr=1e-4)
+        scaler = torch.amp.GradScaler('cuda', enabled=amp)
+        losses, t0 = [], time.time()
+        for _ in range(steps):
+            with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
+                loss, _ = model.parse_losses(model(**model.data_preprocessor(inputs, True),
+                                                   mode='loss'))
+            optimizer.zero_grad()
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+            losses.append(float(loss.detach()))
+        torch.cuda.synchronize()
+        result['amp' if amp else 'fp32'] = {
+            'losses': [round(v, 4) for v in losses], 'finite': all(map(math.isfinite, losses)),
+            's_per_step': round((time.time() - t0) / steps, 4)}
+    model.eval()
+    with torch.no_grad():
+        predicted = model(**model.data_preprocessor(inputs, False), mode='predict')
+    result['predicted'] = len(predicted)
+    if result['outputs_max_error_cuda_vs_cpu'] > 1e-3 or not (
+            result['fp32']['finite'] and result['amp']['finite']):
+        raise AssertionError(f'{config} on CUDA: {result}')
+    return result
+
+
+def _family_inputs(scope: str, model, trained) -> dict:
+    """A synthetic training batch whose labels are trained classes (never a novel one)."""
+    from ovdense.testing.inputs import action_clips, det_inputs, seg_inputs
+    if scope == 'mmaction':
+        return action_clips(trained.tolist())
+    if scope == 'mmseg':
+        return seg_inputs(len(trained), size=(64, 64))
+    inputs = det_inputs(len(trained))
+    for sample in inputs['data_samples']:  # label i -> the i-th trained class
+        sample.gt_instances.labels = trained[sample.gt_instances.labels]
+    return inputs
+
+
+def _family_outputs(model, scope: str, inputs) -> list:
+    """The tensors to compare: mmdet's ``tensor`` mode (every decoder layer's / level's
+    scores and boxes); mmseg's and mmaction's predicted logits / scores."""
+    import torch
+    data = model.data_preprocessor(inputs, False)
+    if scope == 'mmdet':
+        out = model(**data, mode='tensor')
+        flat = []
+        stack = [out]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, torch.Tensor):
+                flat.append(item)
+            elif isinstance(item, (list, tuple)):
+                stack.extend(reversed(item))
+        return flat
+    samples = model(**data, mode='predict')
+    if scope == 'mmseg':
+        return [s.seg_logits.data for s in samples]
+    return [s.pred_score for s in samples]
 
 
 def _run(command, log_path, timeout=None) -> None:
@@ -358,18 +475,26 @@ def main(argv=None) -> int:
     args = parse_args(argv)
     os.makedirs(args.work_dir, exist_ok=True)
     report = Report(args.out, args.budget)
-    report.step('environment', environment)
-    report.step('mmcv_ops', mmcv_ops)
-    report.step('classifier_autocast', classifier_autocast)
-    report.step('dense_head', dense_head)
-    from run_demo import prepare_data
-    report.step('demo_data', lambda: {'paths': prepare_data(args.data_root)})
-    report.step('detection_fp32', detection, args, False)
-    report.step('detection_amp', detection, args, True)
-    if args.bench != 'none':
+    steps = set(args.steps)
+    for name, fn in (('environment', environment), ('mmcv_ops', mmcv_ops),
+                     ('classifier_autocast', classifier_autocast), ('dense_head', dense_head)):
+        if name in steps:
+            report.step(name, fn)
+    if 'families' in steps:
+        for name, config in FAMILY_CONFIGS.items():
+            report.step(f'family_{name}', family, config,
+                        osp.join(args.work_dir, f'family_{name}'))
+    if steps & {'detection', 'segmentation'}:
+        from run_demo import prepare_data
+        report.step('demo_data', lambda: {'paths': prepare_data(args.data_root)})
+    if 'detection' in steps:
+        report.step('detection_fp32', detection, args, False)
+        report.step('detection_amp', detection, args, True)
+    if 'benchmark' in steps and args.bench != 'none':
         report.step('benchmark', benchmark, args)
-    report.step('segmentation_fp32', segmentation, args, False)
-    report.step('segmentation_amp', segmentation, args, True)
+    if 'segmentation' in steps:
+        report.step('segmentation_fp32', segmentation, args, False)
+        report.step('segmentation_amp', segmentation, args, True)
     failed = [k for k, v in report.data['steps'].items() if v['status'] == 'failed']
     report.data['failed'] = failed
     report.write()

@@ -45,7 +45,10 @@ class ClassEmbeddingQueries(nn.Module):
 
     def forward(self, labels: torch.Tensor) -> torch.Tensor:
         weights = self.embeddings(labels.device)  # this step's rows while training
-        return self.projection(weights.to(self.projection.weight.dtype)[labels])
+        dtype = self.projection.weight.dtype
+        # in the parameters' dtype, as an nn.Embedding gives it under autocast too: DINO
+        # copies the queries into a float32 buffer
+        return self.projection(weights.to(dtype)[labels]).to(dtype)
 
 
 class TextCdnQueryGenerator(CdnQueryGenerator):
