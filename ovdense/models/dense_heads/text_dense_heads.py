@@ -103,7 +103,12 @@ class LinearTextClassifier(BaseModule):
         return self.classifier.out_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.classifier.logits(self.classifier.embed(x))
+        embedded = self.classifier.embed(x)  # float32
+        # float32 logits under autocast too: the Hungarian matcher's focal cost takes the log
+        # of their sigmoid, and in float16 a logit below about -17 (reached at scale 20) has
+        # sigmoid 0 and an infinite cost ("cost matrix is infeasible"); Q x K is small
+        with torch.autocast(device_type=embedded.device.type, enabled=False):
+            return self.classifier.logits(embedded)
 
 
 class TextDenseHeadMixin:
