@@ -34,34 +34,17 @@ def _trained_label_ids(model) -> torch.Tensor:
 
 def _inputs(scope: str, num_classes: int, seed: int, batch: int = 2,
             trained_ids: Optional[torch.Tensor] = None) -> dict:
-    """A synthetic training batch (other on each rank). Two samples: batch norm in a 1 x 1
-    pooling branch (UperNet's PPM) needs more than one value per channel."""
-    gen = torch.Generator().manual_seed(seed)
+    """A synthetic training batch (other on each rank), made as the tests' one-step checks of
+    every shipped config make theirs (:mod:`ovdense.testing.inputs`). Two samples: batch norm
+    in a 1 x 1 pooling branch (UperNet's PPM) needs more than one value per channel."""
+    from .inputs import action_clips, det_inputs, seg_inputs
     if scope == 'mmdet':
         import numpy as np
-        from mmdet.testing import demo_mm_inputs
-        np.random.seed(seed)
-        return demo_mm_inputs(batch_size=batch, image_shapes=[(3, 72, 88)] * batch,
-                              num_items=[3] * batch, num_classes=num_classes, with_mask=True)
+        np.random.seed(seed)  # demo_mm_inputs draws from numpy
+        return det_inputs(num_classes, batch)
     if scope == 'mmseg':
-        from mmengine.structures import PixelData
-        from mmseg.structures import SegDataSample
-        samples = []
-        for _ in range(batch):
-            sample = SegDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
-                                                 pad_shape=(64, 64)))
-            sample.gt_sem_seg = PixelData(data=torch.randint(0, num_classes, (1, 64, 64),
-                                                             generator=gen))
-            samples.append(sample)
-        return dict(inputs=[torch.randint(0, 256, (3, 64, 64), generator=gen, dtype=torch.uint8)
-                            for _ in range(batch)], data_samples=samples)
-    from mmaction.structures import ActionDataSample
-    return dict(
-        inputs=[torch.randint(0, 256, (1, 3, 8, 64, 64), generator=gen, dtype=torch.uint8)
-                for _ in range(batch)],
-        data_samples=[ActionDataSample().set_gt_label(
-            int(trained_ids[torch.randint(0, len(trained_ids), (1,), generator=gen)]))
-            for _ in range(batch)])
+        return seg_inputs(num_classes, batch, seed=seed)
+    return action_clips(trained_ids.tolist(), batch, seed=seed)
 
 
 def train_two_steps(config: str, work_dir: str, rank: int) -> None:

@@ -57,3 +57,20 @@ def tiny_icar_text_checkpoint(path: str, hf_dir: str, embed_dim: int = 256,
     state['visual_model.projector.weight'] = torch.randn(embed_dim, 8)
     torch.save({'model': state}, path)
     return state
+
+
+# classifier files (tools/build_text_classifier.py's output) of four classes
+FILE_CLASSES = ('cat', 'dog', 'yak', 'zebra')
+
+
+def unit_rows(rows: int = len(FILE_CLASSES), dim: int = 32) -> torch.Tensor:
+    """``rows`` random unit vectors of size ``dim`` (seed 0): class embeddings."""
+    return torch.nn.functional.normalize(
+        torch.randn(rows, dim, generator=torch.Generator().manual_seed(0)), dim=-1)
+
+
+def classifier_file(path, embeddings: torch.Tensor, names=FILE_CLASSES) -> str:
+    """A classifier file as tools/build_text_classifier.py writes it (the .pt with names)."""
+    from ..text import save_classifier_file
+    save_classifier_file(str(path), embeddings, {'class_names': list(names)})
+    return str(path)
