@@ -1,6 +1,7 @@
-"""Mask-classification heads (MaskFormer / Mask2Former): stock configs of the installed mmseg
-and mmdet adopt the text classifier by the head type alone, train (every decoder layer scored
-against one class-embedding component), predict, and (mmseg) swap their vocabulary."""
+"""Text mask-classification heads (MaskFormer / Mask2Former,
+ovdense/models/dense_heads/text_mask_classification_heads.py): stock configs of the installed
+mmseg and mmdet adopt the text classifier by the head type alone, train (every decoder layer
+scored against one class-embedding component), predict, and (mmseg) swap their vocabulary."""
 import pytest
 import torch
 

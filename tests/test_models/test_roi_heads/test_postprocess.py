@@ -1,0 +1,76 @@
+"""Threshold-first test-time post-processing of the text bbox heads
+(ovdense/models/roi_heads/postprocess.py): exactly mmdet's multiclass_nms path
+(``BBoxHead._predict_by_feat_single``) at every class count, activation, threshold and
+chunking, and the optional cap on the pairs kept."""
+import pytest
+import torch
+
+import ovdense  # noqa: F401
+from ovdense.testing.models import assert_same_results, text_bbox_head
+
+
+def _random_predictions(num_rois, num_classes, agnostic, seed):
+    """RoIs clustered in a small image (so NMS suppresses), logits, box deltas."""
+    g = torch.Generator().manual_seed(seed)
+    xy = torch.rand(num_rois, 2, generator=g) * 60
+    wh = torch.rand(num_rois, 2, generator=g) * 30 + 2
+    roi = torch.cat([torch.zeros(num_rois, 1), xy, xy + wh], dim=1)
+    cls_score = torch.randn(num_rois, num_classes + 1, generator=g) * 3
+    cls_score[: num_rois // 4] = cls_score[0]  # ties: equal scores on several RoIs
+    cls_score[-1, 0] = float('nan')  # mmdet judges the rest of a sigmoid row as usual
+    bbox_pred = torch.randn(num_rois, 4 * (1 if agnostic else num_classes), generator=g) * 0.2
+    return roi, cls_score, bbox_pred
+
+
+def _threshold_keeping(cls_score, activation, pairs):
+    """A score threshold that about ``pairs`` (RoI, class) pairs pass."""
+    scores = activation(cls_score)[:, :-1].flatten()
+    scores = scores[~scores.isnan()].sort(descending=True).values
+    return float(scores[min(pairs, len(scores)) - 1])
+
+
+@pytest.mark.parametrize('num_classes,agnostic,activation', [
+    (1, True, 'softmax'), (7, True, 'softmax'), (80, True, 'softmax'),
+    (1203, True, 'softmax'), (1203, True, 'sigmoid'), (7, False, 'softmax'),
+    (80, False, 'sigmoid')])
+def test_threshold_first_postprocessing_equals_mmdet(tmp_path, monkeypatch, num_classes,
+                                                     agnostic, activation):
+    from mmdet.models.roi_heads.bbox_heads import BBoxHead
+    from mmengine.config import ConfigDict
+    from ovdense.models.roi_heads import postprocess
+    loss_cls = dict(type='FederatedSigmoidLoss') if activation == 'sigmoid' else None
+    head = text_bbox_head(tmp_path, num_classes, agnostic, loss_cls)
+    img_meta = dict(img_shape=(90, 100), scale_factor=(1.5, 0.8))
+    # a few rows per chunk, so that the chunked thresholding is exercised at every K
+    monkeypatch.setattr(postprocess, 'SCORE_CHUNK_ELEMENTS', 7 * (num_classes + 1))
+    # (surviving pairs, max_per_img, rescale); above 10,000 pairs batched_nms runs per class
+    cases = [(1500, 100, False), (6000, -1, True), (None, 100, False)]
+    if num_classes <= 80:
+        cases.append((10 ** 9, 30, True))  # score_thr = 0: every pair, split NMS
+    for seed, (pairs, max_per_img, rescale) in enumerate(cases):
+        roi, cls_score, bbox_pred = _random_predictions(300, num_classes, agnostic, seed)
+        score_thr = (1.01 if pairs is None else 0.0 if pairs == 10 ** 9 else
+                     _threshold_keeping(cls_score, head._score_activation(), pairs))
+        test_cfg = ConfigDict(score_thr=score_thr, nms=dict(type='nms', iou_threshold=0.5),
+                              max_per_img=max_per_img)
+        for cfg in (test_cfg, None):  # None: aug test, raw boxes and scores, mmdet's path
+            args = (roi, cls_score, bbox_pred, img_meta, rescale, cfg)
+            fast = head._predict_by_feat_single(*args)
+            assert_same_results(fast, BBoxHead._predict_by_feat_single(head, *args))
+            if cfg is not None:  # not vacuous: detections unless the threshold is above 1
+                assert (len(fast.labels) == 0) == (pairs is None)
+
+
+def test_threshold_first_optional_cap_keeps_the_best_pairs(tmp_path):
+    from mmengine.config import ConfigDict
+    head = text_bbox_head(tmp_path, 80, True)
+    roi, cls_score, bbox_pred = _random_predictions(200, 80, True, 4)
+    cls_score = cls_score.nan_to_num()
+    img_meta = dict(img_shape=(90, 100), scale_factor=(1.0, 1.0))
+    base = dict(score_thr=0.0, nms=None, max_per_img=-1)  # nms=None: sorted, nothing dropped
+    everything = head._predict_by_feat_single(roi, cls_score, bbox_pred, img_meta, False,
+                                              ConfigDict(base))
+    capped = head._predict_by_feat_single(roi, cls_score, bbox_pred, img_meta, False,
+                                          ConfigDict(base, nms_pre=50))
+    assert len(everything.scores) == 200 * 80 and len(capped.scores) == 50
+    assert torch.equal(capped.scores, everything.scores[:50])
