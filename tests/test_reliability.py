@@ -491,61 +491,7 @@ def _cache_builder(barrier, tower_cfg, cache_dir, out_path):
     torch.save({'results': results, 'warnings': [str(w.message) for w in caught]}, out_path)
 
 
-@pytest.mark.slow
-def test_concurrent_processes_build_one_valid_cache(tmp_path):
-    """Two processes build the same text-embedding cache entries at the same moment (four
-    vocabularies; both miss the cache, build and write each entry): both succeed without a
-    'corrupt cache' warning, each entry ends as one file that loads and equals a
-    single-process build, and no temporary file is left."""
-    import multiprocessing
-
-    from ovdense.testing import tiny_text_tower_cfg
-    from ovdense.text import PromptStyle, load_vocabulary
-    from ovdense.text.embeddings import EmbeddingCache, FrozenTextEmbedder, cache_key
-    from ovdense.text.towers import TextTower
-
-    config = tiny_text_tower_cfg(str(tmp_path / 'tower'))
-    checkpoint = str(tmp_path / 'tower.pt')
-    torch.save(TextTower(**config).encoder.state_dict(), checkpoint)
-    tower_cfg = dict(config, checkpoint=checkpoint)  # same weights, same key in every process
-    cache_dir = str(tmp_path / 'cache')
-
-    context = multiprocessing.get_context('spawn')
-    barrier = context.Barrier(2)
-    outputs = [str(tmp_path / f'builder{i}.pt') for i in range(2)]
-    builders = [context.Process(target=_cache_builder,
-                                args=(barrier, tower_cfg, cache_dir, out))
-                for out in outputs]
-    for builder in builders:
-        builder.start()
-    for builder in builders:
-        builder.join(timeout=600)
-        if builder.is_alive():
-            builder.kill()
-    assert [b.exitcode for b in builders] == [0, 0]
-
-    files = sorted(os.listdir(cache_dir))
-    assert len(files) == len(CACHE_VOCABULARIES) and all(f.endswith('.pt') for f in files), files
-    reference = FrozenTextEmbedder(tower_cfg, EmbeddingCache(str(tmp_path / 'unused')))
-    cache = EmbeddingCache(cache_dir)
-    built = [torch.load(out, weights_only=False) for out in outputs]
-    for record in built:
-        assert not [w for w in record['warnings'] if 'cache' in w], record['warnings']
-    for index, spec in enumerate(CACHE_VOCABULARIES):
-        vocabulary, style = load_vocabulary(spec), PromptStyle.build('vild')
-        expected, _ = reference.embeddings(vocabulary, style, use_cache=False)
-        paths = {record['results'][index][1] for record in built}
-        assert len(paths) == 1 and osp.basename(paths.pop()) in files
-        stored = cache.load(cache_key(reference.fingerprint(), vocabulary, style),
-                            len(vocabulary))
-        assert stored is not None
-        torch.testing.assert_close(stored, expected, rtol=1e-6, atol=1e-7)
-        # the file is what one of the builders computed, bit for bit
-        assert any(torch.equal(stored, record['results'][index][0]) for record in built)
-
-
 # ------------------------------------------------------------------------------ bad input
-
 
 
 def _lvis_file(path, categories, images, annotations):
@@ -745,47 +691,6 @@ def _error_lines(result: subprocess.CompletedProcess) -> list:
     return [line for line in result.stderr.splitlines() if line.startswith('error:')]
 
 
-@pytest.mark.parametrize('suffix', ['.npy', '.pt'])
-@pytest.mark.parametrize('value, fault', [
-    (float('nan'), 'is not finite'), (float('inf'), 'is not finite'), (0.0, 'has zero norm'),
-    (1e30, 'has norm 5.66e+30, outside what float32 can normalise'),
-], ids=['nan', 'inf', 'zero', 'huge'])
-def test_classifier_file_with_a_bad_row_is_refused(tmp_path, suffix, value, fault):
-    """One such row makes every prediction NaN (NaN, inf) or a constant score (a zero row,
-    or values whose norm overflows float32); the file is refused when it is loaded."""
-    from ovdense.text import TextCosineClassifier, load_classifier_file
-    from ovdense.utils import OvdenseFileError
-    embeddings = _unit_rows()
-    embeddings[3] = value
-    path = _classifier_file(tmp_path / f'bad{suffix}', embeddings)
-    expected = (f"classifier file {path!r}: row 3 ('zebra') {fault}; every class embedding "
-                'must be a finite, non-zero vector')
-    with pytest.raises(OvdenseFileError) as err:  # the vocabulary swap (set_model_vocabulary)
-        _file_head(tmp_path).set_vocabulary(','.join(CLASSES), path)
-    assert str(err.value) == expected
-    with pytest.raises(OvdenseFileError) as err:  # a config's embeddings_file
-        TextCosineClassifier(32, ','.join(CLASSES), embeddings_file=path)
-    assert str(err.value) == expected if suffix == '.pt' else expected.replace(" ('zebra')", '')
-    load_classifier_file(_classifier_file(tmp_path / f'good{suffix}', _unit_rows()), 4, 32,
-                         CLASSES)
-
-
-def test_unreadable_classifier_files_are_named(tmp_path):
-    from ovdense.text import TextCosineClassifier
-    from ovdense.utils import OvdenseFileError
-    empty = tmp_path / 'empty.npy'
-    empty.write_bytes(b'')
-    listed = tmp_path / 'listed.pt'
-    torch.save({'embeddings': _unit_rows().tolist(), 'class_names': list(CLASSES)}, listed)
-    for path, message in (
-            (empty, 'cannot read classifier file {!r}: the file is empty or truncated'),
-            (listed, "classifier file {!r}: 'embeddings' is a list, expected a float tensor of "
-                     'shape (classes, dim)')):
-        with pytest.raises(OvdenseFileError) as err:
-            TextCosineClassifier(32, ','.join(CLASSES), embeddings_file=str(path))
-        assert str(err.value) == message.format(str(path))
-
-
 def test_test_tool_refuses_a_bad_classifier_file_before_building(tmp_path):
     """tools/test.py --vocab X --vocab-embeddings F: one line, before the model is built."""
     embeddings = _unit_rows()
@@ -799,25 +704,6 @@ def test_test_tool_refuses_a_bad_classifier_file_before_building(tmp_path):
                                     'finite; every class embedding must be a finite, non-zero '
                                     'vector']
     assert not (tmp_path / 'work').exists()
-
-
-@pytest.mark.parametrize('stored, difference', [
-    (CLASSES[::-1], "position 0 holds 'zebra', the vocabulary has 'cat' there"),
-    (('cat', 'dog', 'ox', 'zebra'), "position 2 holds 'ox', the vocabulary has 'yak' there"),
-], ids=['reversed', 'other-names'])
-def test_classifier_file_of_other_classes_is_refused(tmp_path, stored, difference):
-    """Rows are matched to classes by position: every class would be scored with another
-    class's embedding. A .npy holds no names: it is accepted when the row count matches."""
-    from ovdense.utils import OvdenseFileError
-    head = _file_head(tmp_path)
-    path = _classifier_file(tmp_path / 'other.pt', _unit_rows(), stored)
-    with pytest.raises(OvdenseFileError) as err:
-        head.set_vocabulary(','.join(CLASSES), path)
-    assert str(err.value) == f'classifier file {path!r} was built for other classes: {difference}'
-    assert head.vocabulary.names == ('a', 'b')
-    head.set_vocabulary(','.join(CLASSES), _classifier_file(tmp_path / 'other.npy', _unit_rows(),
-                                                            stored))
-    assert head.vocabulary.names == CLASSES
 
 
 def test_test_tool_vocab_embeddings_needs_vocab(tmp_path):

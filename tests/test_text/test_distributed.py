@@ -1,4 +1,5 @@
-"""Two CPU processes (gloo): sharded text encoding gathers the same class embeddings as one
+"""Distributed text encoding (ovdense/text/distributed.py) in two CPU processes (gloo):
+sharded text encoding gathers the same class embeddings as one
 process, and gradients reach every rank's slice."""
 import os
 

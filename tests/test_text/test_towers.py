@@ -1,3 +1,7 @@
+"""TextTower (ovdense/text/towers.py): native open_clip towers equal open_clip's zero-shot
+classifier, the iCAR RoBERTa tower's layout and exact computation, checkpoint errors, the text
+state of converted and full CLIP files, padding trimmed per batch, and prompt tokens made once
+for joint training."""
 import open_clip
 import pytest
 import torch
