@@ -308,25 +308,3 @@ def test_checkpoints_with_non_finite_weights_are_refused(tmp_path, swin_checkpoi
     assert not work_dir.exists()
 
 
-def test_paramwise_keys_that_match_no_parameter_are_named(capsys):
-    """mmengine's and mmaction2's optimizer constructors ignore a key that matches no
-    parameter name: tools/train.py names such keys in one warning line."""
-    import torch.nn as nn
-
-    from ovdense.utils.launch import unmatched_paramwise_keys, warn_unmatched_paramwise_keys
-    model = nn.Module()
-    model.backbone = nn.Linear(2, 2)
-    model.class_embeddings = nn.Module()
-    model.class_embeddings.tower = nn.Linear(2, 2)
-    default = dict(paramwise_cfg=dict(custom_keys={'backbone': dict(lr_mult=0.1),
-                                                   'text_tower': dict(lr_mult=0.1),
-                                                   'embeddings.tower': dict(lr_mult=0.1)}))
-    assert unmatched_paramwise_keys(model, default) == ['text_tower']
-    swin = dict(constructor='SwinOptimWrapperConstructor',
-                paramwise_cfg=dict(norm_decay_mult=0., backbone=dict(lr_mult=0.1),
-                                   absolute_pos_embed=dict(decay_mult=0.)))
-    assert unmatched_paramwise_keys(model, swin) == ['absolute_pos_embed']
-    assert unmatched_paramwise_keys(model, None) == []
-    warn_unmatched_paramwise_keys(model, default)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "['text_tower'] match no parameter name of Module" in err[0]

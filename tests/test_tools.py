@@ -62,33 +62,3 @@ def test_unknown_vocab_name_is_one_line(tmp_path):
     assert "unknown vocabulary 'no_such_dataset'" in result.stderr.strip().splitlines()[-1]
 
 
-def test_custom_imports_given_by_cfg_options_are_imported(tmp_path, monkeypatch):
-    """Config.fromfile imports a config's custom_imports before --cfg-options are merged;
-    an import added on the command line must still happen."""
-    from ovdense.utils.launch import load_config
-    (tmp_path / 'ovdense_cli_plugin.py').write_text('IMPORTED = True\n')
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.delitem(sys.modules, 'ovdense_cli_plugin', raising=False)
-    load_config(f'{REPO}/{DEMO}', {'custom_imports.imports': ['ovdense', 'ovdense_cli_plugin']})
-    assert sys.modules['ovdense_cli_plugin'].IMPORTED
-
-
-def test_runs_started_in_one_process_get_their_own_logger_and_visualizer():
-    """Loggers and visualizers are per-name singletons; mmengine names them <config>_<second>
-    and mmdet's / mmseg's runtimes name the visualizer 'visualizer', so a second in-process run
-    wrote into the first one's folders. Every run started through the tools has its own name."""
-    from mmengine.config import Config
-
-    from ovdense.utils.launch import name_run
-    names = set()
-    for _ in range(3):
-        cfg = Config(dict(default_scope='mmseg', visualizer=dict(type='SegLocalVisualizer',
-                                                                 name='visualizer')))
-        name_run(cfg, 'configs/x/some_config.py')
-        assert cfg.experiment_name.startswith('some_config_')
-        assert cfg.visualizer.name == cfg.experiment_name
-        names.add(cfg.experiment_name)
-    assert len(names) == 3
-    kept = Config(dict(experiment_name='mine'))
-    name_run(kept, 'c.py')
-    assert kept.experiment_name == 'mine' and 'visualizer' not in kept

@@ -1,6 +1,7 @@
-"""InMaP vision proxies: the method on problems with a known answer, the feature tap, and
-the tool's refusals. The tool end to end runs in the detection, segmentation and action
-end-to-end tests (test_demo.py, test_segmentation.py, test_action.py)."""
+"""InMaP vision proxies (ovdense/apis/vision_proxies.py): the method on problems with a known
+answer, the feature tap, and the tool's refusals. The tool end to end runs in the detection,
+segmentation and action end-to-end tests (tests/test_demo/test_demo_run.py,
+tests/test_tools/test_seg_end_to_end.py, tests/test_tools/test_action_end_to_end.py)."""
 import pytest
 import torch
 import torch.nn as nn

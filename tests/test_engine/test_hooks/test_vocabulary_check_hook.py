@@ -1,5 +1,6 @@
-"""The one class check of every task (VocabularyCheckHook / check_dataset_classes): the same
-rule for a detection head, a segmentation head and the action head, in every phase."""
+"""The one class check of every task (ovdense/engine/hooks/vocabulary_check_hook.py:
+VocabularyCheckHook / check_dataset_classes): the same rule for a detection head, a
+segmentation head and the action head, in every phase."""
 from types import SimpleNamespace
 
 import pytest
