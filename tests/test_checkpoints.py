@@ -1,9 +1,9 @@
-"""Checkpoint layouts: detection, conversion, the converter tool and loading errors.
+"""Checkpoint layouts (ovdense/checkpoints.py): detection, conversion and loading errors. The
+converter tool: tests/test_tools/test_convert_checkpoint.py.
 
 Every checkpoint is a small random model written into tmp_path; nothing is downloaded.
 """
 import json
-import os
 
 import pytest
 import torch
@@ -13,44 +13,18 @@ from timm.models import register_model
 from timm.models.swin_transformer import SwinTransformer as TimmSwin
 
 from ovdense import checkpoints as ck
+from ovdense.testing.backbones import PROJ_DIM, TINY_TIMM_SWIN, icar_state, timm_swin
+from ovdense.testing.backbones import write_checkpoint as write
 from ovdense.utils.io import OvdenseFileError
-
-TINY = dict(embed_dim=16, depths=(2, 2, 2, 2), num_heads=(1, 2, 4, 8), window_size=2,
-            patch_size=4)
-PROJ_DIM = 12
 
 
 @register_model
 def ovdense_ck_test_swin(pretrained=False, **kwargs):
     kwargs = {k: v for k, v in kwargs.items()
               if k not in ('pretrained_cfg', 'pretrained_cfg_overlay', 'cache_dir')}
-    model = TimmSwin(img_size=64, **TINY, **kwargs)
+    model = TimmSwin(img_size=64, **TINY_TIMM_SWIN, **kwargs)
     model.pretrained_cfg = model.default_cfg = {}  # what timm's builder would attach
     return model
-
-
-def timm_swin(seed=0, **kw):
-    torch.manual_seed(seed)
-    return TimmSwin(img_size=64, num_classes=0, **dict(TINY, **kw)).eval()
-
-
-def icar_state(seed=0):
-    """An iCAR-style checkpoint dict: Microsoft naming under visual_model, projector, text."""
-    model = timm_swin(seed)
-    ms = ck.swin_timm_to_microsoft(model.state_dict())
-    g = torch.Generator().manual_seed(seed + 1)
-    state = {f'visual_model.{k}': v for k, v in ms.items()}
-    state['visual_model.projector.weight'] = torch.randn(PROJ_DIM, 128, generator=g)
-    state['sentence_model.backbone.embeddings.word_embeddings.weight'] = torch.randn(
-        50, 8, generator=g)
-    state['sentence_model.projector.weight'] = torch.randn(PROJ_DIM, 8, generator=g)
-    state['logit_scale'] = torch.tensor(2.5)
-    return model, {'model': state, 'epoch': 3, 'config': 'icar-test'}
-
-
-def write(path, obj):
-    torch.save(obj, str(path))
-    return str(path)
 
 
 def test_detect_layouts(tmp_path):
@@ -138,43 +112,6 @@ def test_open_clip_conversion_keeps_text_tower(tmp_path):
     for k in text_keys:
         assert torch.equal(conv['text_tower'][k], sd[k])
     assert torch.equal(conv['text_projection']['weight'], sd['visual.head.proj.weight'])
-
-
-def test_convert_tool_writes_weights_only_file(tmp_path, capsys):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location(
-        'convert_checkpoint',
-        os.path.join(os.path.dirname(__file__), '..', 'tools', 'convert_checkpoint.py'))
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    _, icar = icar_state()
-    src = write(tmp_path / 'icar.pth', icar)
-    dst = str(tmp_path / 'out' / 'icar_ovdense.pth')
-    assert tool.main([src, dst, '--layout', 'icar']) == 0
-    out = capsys.readouterr().out
-    assert 'source layout: icar' in out and 'text_projection: 128 -> 12' in out
-    assert 'embed_dims=16' in out and 'text_tower:      icar, 3 tensors' in out
-    loaded = torch.load(dst, weights_only=True)
-    assert set(loaded) == {'ovdense_format', 'format_version', 'source_layout', 'source_naming',
-                           'source_file', 'source_model_name', 'backbone_naming',
-                           'backbone_arch', 'backbone',
-                           'text_projection', 'text_tower_layout', 'text_tower', 'dropped_keys'}
-    again = ck.load_converted(dst)
-    ref = ck.convert(icar)
-    for k in ref['backbone']:
-        assert torch.equal(again['backbone'][k], ref['backbone'][k])
-    assert not [p for p in os.listdir(tmp_path / 'out') if p.endswith('.tmp')]
-    assert loaded['source_model_name'] == ''
-    # converting an ovdense file again keeps everything (and can name the model)
-    assert tool.main([dst, str(tmp_path / 'again.pth'), '--model-name', 'icar-swin-t']) == 0
-    again2 = torch.load(str(tmp_path / 'again.pth'), weights_only=True)
-    assert again2['source_model_name'] == 'icar-swin-t'
-    assert again2['source_layout'] == 'icar' and again2['text_tower'].keys() == \
-        loaded['text_tower'].keys()
-    # errors are reported, not raised
-    assert tool.main([src, str(tmp_path / 'x.pth'), '--layout', 'open_clip']) == 2
-    assert "asked to be read as 'open_clip'" in capsys.readouterr().err
 
 
 def test_unknown_layout_lists_recognised_layouts(tmp_path):

@@ -58,34 +58,6 @@ def _seg_inputs(num_labels, batch=2, size=(64, 64), ignore_index=255, seed=0):
 
 
 # ----------------------------------------------------------------------------- configs
-@pytest.mark.parametrize('config', segmentation_configs(), ids=lambda p: osp.relpath(p, REPO))
-def test_config_trains_one_step_and_predicts(config, tmp_path):
-    """From an iCAR-layout checkpoint (with its image->text projection): one training step
-    gives every trainable parameter a gradient (what DDP's default wrapper needs)."""
-    cfg = shrink_config(config, str(tmp_path),
-                        icar_checkpoint=tiny_icar_checkpoint(str(tmp_path)))
-    model = _build(cfg.model)
-    model.init_weights()
-    head = model.decode_head
-    for each in (head, getattr(model, 'auxiliary_head', None)):
-        assert each is None or text_classifiers(each)  # every head classifies with text
-    assert unused_paramwise_keys(model, cfg.get('optim_wrapper')) == []
-    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
-    model.train()
-    data = model.data_preprocessor(_seg_inputs(head.out_channels), True)
-    losses = model(**data, mode='loss')
-    total = sum(v for k, v in losses.items() if 'loss' in k)
-    assert torch.isfinite(total)
-    total.backward()
-    assert parameters_without_gradient(model) == []
-    optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        results = model(**model.data_preprocessor(_seg_inputs(head.num_classes, 1), False),
-                        mode='predict')
-    pred = results[0].pred_sem_seg.data
-    assert pred.shape == (1, 64, 64) and int(pred.max()) < head.out_channels
-    assert results[0].seg_logits.data.shape[0] == head.out_channels == model.out_channels
 
 
 # ----------------------------------------------------------------------------- mechanism
@@ -222,78 +194,6 @@ def _metrics(work_dir):
     return found
 
 
-def test_end_to_end_train_test_and_other_vocabulary(demo_run):
-    root = demo_run['root']
-    assert osp.isfile(demo_run['checkpoint'])
-    options = ['--cfg-options', *demo_run['test_options']]
-    assert _test(demo_run, '--work-dir', 'test_own', *options) == 0
-    metrics = _metrics(str(root / 'test_own'))
-    assert 0.0 <= metrics['mIoU'] <= 100.0 and 'aAcc' in metrics
-
-    # the same classes given as another spec (a comma list): evaluation still runs
-    names = ','.join(json.load(open(demo_run['paths']['vocab_seg']))['classes'][i]['name']
-                     for i in range(30))
-    assert _test(demo_run, '--work-dir', 'test_same', '--vocab', names, *options) == 0
-    assert 'mIoU' in _metrics(str(root / 'test_same'))
-
-    # other names: pictures only (--show-dir), predictions over the new vocabulary
-    show = root / 'pictures'
-    assert _test(demo_run, '--work-dir', 'test_other', '--show-dir', str(show), '--vocab',
-                 'red star,blue cross,green circle,yellow square', *options) == 0
-    drawn = glob.glob(str(show / '**' / '*.png'), recursive=True)
-    assert len(drawn) == 3
-    assert Image.open(drawn[0]).size == (160, 160)  # prediction only: the gt ids are not ours
-
-    # OVSegVisualizationHook needs no training data (mmseg's hook builds the training loop)
-    show = root / 'pictures_no_train_data'
-    assert _test(demo_run, '--work-dir', 'test_no_train', '--show-dir', str(show), '--vocab',
-                 'red star,blue cross', *options,
-                 'train_dataloader.dataset.data_root=/nonexistent/') == 0
-    assert len(glob.glob(str(show / '**' / '*.png'), recursive=True)) == 3
-
-    # one image from the command line with a custom vocabulary: overlay + legend
-    image = glob.glob(osp.join(demo_run['paths']['ade_root'], 'images', 'validation', '*.jpg'))[0]
-    out_dir = root / 'overlays'
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        assert load_tool('demo').main([image, DEMO_CONFIG, demo_run['checkpoint'], '--vocab',
-                                   'red star,blue cross,green circle',
-                                   '--out-dir', str(out_dir)]) == 0
-    finally:
-        os.chdir(cwd)
-    drawing = np.asarray(Image.open(glob.glob(str(out_dir / '*.png'))[0]))
-    assert drawing.shape[0] >= 160 and drawing.shape[1] > 160  # image + legend panel
-
-
-def test_end_to_end_test_time_augmentation(demo_run, tmp_path):
-    """tools/test.py --tta: mmseg's SegTTAModel around the text segmentor (two scales x flip)
-    gives a full-size mIoU; a config without tta_pipeline is refused with one line."""
-    tta = tmp_path / 'demo_tta.py'
-    tta.write_text(f"_base_ = [{DEMO_CONFIG!r}]\n"
-                   "tta_pipeline = [dict(type='LoadImageFromFile'), dict(type='TestTimeAug', "
-                   "transforms=[[dict(type='Resize', scale=(160, 160), keep_ratio=True), "
-                   "dict(type='Resize', scale=(200, 200), keep_ratio=True)], "
-                   "[dict(type='RandomFlip', prob=0.0, direction='horizontal'), "
-                   "dict(type='RandomFlip', prob=1.0, direction='horizontal')], "
-                   "[dict(type='LoadAnnotations')], [dict(type='PackSegInputs')]])]\n")
-    options = ['--cfg-options', *demo_run['test_options']]
-    cwd = os.getcwd()
-    os.chdir(demo_run['root'])
-    try:
-        from mmseg.visualization import SegLocalVisualizer
-        SegLocalVisualizer._instance_dict.pop('visualizer', None)
-        assert load_tool('test').main([str(tta), demo_run['checkpoint'], '--tta',
-                                       '--work-dir', 'test_tta', *options]) == 0
-        with pytest.raises(ConfigError, match='defines no tta_model / tta_pipeline'):
-            load_tool('test').main([DEMO_CONFIG, demo_run['checkpoint'], '--tta',
-                                    '--work-dir', 'test_no_tta', *options])
-    finally:
-        os.chdir(cwd)
-    metrics = _metrics(str(demo_run['root'] / 'test_tta'))
-    assert 0.0 <= metrics['mIoU'] <= 100.0
-
-
 def _learn_proxies(demo_run, *args, config=DEMO_CONFIG):
     cwd = os.getcwd()
     os.chdir(demo_run['root'])
@@ -304,73 +204,10 @@ def _learn_proxies(demo_run, *args, config=DEMO_CONFIG):
         os.chdir(cwd)
 
 
-def test_end_to_end_vision_proxies(demo_run, tmp_path):
-    """tools/learn_vision_proxies.py on the unlabeled training images, then tools/test.py
-    with the proxies as the classifier file."""
-    from ovdense.text import load_classifier_file
-    training = osp.join(demo_run['paths']['ade_root'], 'images', 'training')
-    vocab = demo_run['paths']['vocab_seg']
-    names = [c['name'] for c in json.load(open(vocab))['classes']]
-    out = tmp_path / 'proxies.npy'
-    assert _learn_proxies(demo_run, '--images', training, '--out', str(out)) == 0
-    proxies, meta = load_classifier_file(str(tmp_path / 'proxies.pt'), len(names), 64, names)
-    assert torch.equal(proxies, load_classifier_file(str(out), len(names))[0])
-    assert meta['measured']['inputs'] == 6 and meta['measured']['features'] == 6 * 16
-    assert meta['checkpoint'] == demo_run['checkpoint'] and meta['options']['iters'] == 20
-    options = ['--cfg-options', *demo_run['test_options']]
-    assert _test(demo_run, '--work-dir', 'test_proxies', '--vocab', vocab,
-                 '--vocab-embeddings', str(out), *options) == 0
-    assert 'mIoU' in _metrics(str(demo_run['root'] / 'test_proxies'))
-
-    # refusals: one line each, no file written
-    bad = tmp_path / 'bad.npy'
-    empty = tmp_path / 'empty'
-    empty.mkdir()
-    with pytest.raises(ConfigError, match='holds no image files'):
-        _learn_proxies(demo_run, '--images', str(empty), '--out', str(bad))
-    with pytest.raises(OvdenseFileError, match='3 class embeddings but the vocabulary has 30'):
-        _learn_proxies(demo_run, '--images', training, '--out', str(bad), '--vocab', vocab,
-                       '--vocab-embeddings', str(_rows(tmp_path, 3)))
-    stock = tmp_path / 'stock_uperhead.py'  # the demo model with mmseg's linear classifier
-    stock.write_text(f"_base_ = [{DEMO_CONFIG!r}]\n"
-                     "model = dict(auxiliary_head=None, decode_head=dict(_delete_=True, "
-                     "type='UPerHead', in_channels=[32, 64, 128, 256], in_index=[0, 1, 2, 3], "
-                     "channels=64, num_classes=30))\n")
-    with pytest.raises(ConfigError, match='EncoderDecoder has no TextCosineClassifier'):
-        _learn_proxies(demo_run, '--images', training, '--out', str(bad), config=str(stock))
-    assert not list(tmp_path.glob('bad.*'))
-
-
 def _rows(tmp_path, count):
     path = tmp_path / f'rows{count}.npy'
     np.save(path, np.eye(count, 64, dtype=np.float32))
     return path
-
-
-def test_end_to_end_bad_input(demo_run):
-    options = ['--cfg-options', *demo_run['test_options']]
-    # --vocab of another size (names differ) cannot be evaluated against the dataset
-    with pytest.raises(ValueError, match='differs from the classes'):
-        _test(demo_run, '--work-dir', 'bad_vocab', '--vocab', 'a,b,c', *options)
-    # a config whose vocabulary size differs from the dataset's classes
-    with pytest.raises(ValueError, match='vocabulary size mismatch.*5 classes.*30 classes'):
-        _test(demo_run, '--work-dir', 'bad_size', *options,
-              'model.decode_head.text_classifier.vocabulary=[a,b,c,d,e]',
-              'model.decode_head.num_classes=5',
-              'model.auxiliary_head.text_classifier.vocabulary=[a,b,c,d,e]',
-              'model.auxiliary_head.num_classes=5')
-    # label values outside the vocabulary in a ground-truth map
-    ann_dir = osp.join(demo_run['paths']['ade_root'], 'annotations', 'validation')
-    first = sorted(glob.glob(osp.join(ann_dir, '*.png')))[0]
-    original = Image.open(first).copy()
-    try:
-        broken = np.asarray(original).copy()
-        broken[:4, :4] = 200  # -> 199 after reduce_zero_label; only 30 classes
-        Image.fromarray(broken).save(first)
-        with pytest.raises(ValueError, match=r'values \[199\] are outside the 30 classes'):
-            _test(demo_run, '--work-dir', 'bad_labels', *options)
-    finally:
-        original.save(first)
 
 
 def test_open_vocab_iou_metric_splits_novel_and_base_classes():

@@ -1,6 +1,6 @@
-"""The command-line tools refuse bad checkpoints and paths with one ``error:`` line (exit 2)
-before they build or create anything, and ``train.py --resume`` survives a bad latest
-checkpoint by falling back to the newest complete one."""
+"""The command-line tools refuse bad checkpoints, classifier files and paths with one
+``error:`` line (exit 2) before they build or create anything, and ``train.py --resume``
+survives a bad latest checkpoint by falling back to the newest complete one."""
 import os
 import os.path as osp
 import shlex
@@ -12,11 +12,18 @@ import pytest
 import torch
 
 from ovdense.testing.configs import REPO, TINY_SWIN, load_tool, shrink_config
+from ovdense.testing.runs import DEMO_SIZES as SIZES
+from ovdense.testing.runs import tiny_train_config
+from ovdense.testing.text import FILE_CLASSES as CLASSES
+from ovdense.testing.text import classifier_file, unit_rows
+
 
 DET_CONFIG = osp.join(REPO, 'configs', 'demo',
                       'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
 SEG_CONFIG = osp.join(REPO, 'configs', 'demo',
                       'upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py')
+
+
 # one thread: two cores are shared with other test processes
 ENV = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
 
@@ -122,6 +129,7 @@ def test_train_tool_refuses_a_pickled_resume_checkpoint(tmp_path, pickled_checkp
 
 # --- tools/train.py --resume: a bad latest checkpoint ------------------------------------
 
+
 TRAIN_SIZES = {'det_train': 1, 'det_val': 1, 'seg_train': 2, 'seg_val': 1,
                'video_train_per_class': 1, 'video_val_per_class': 1}
 
@@ -225,6 +233,7 @@ def test_resume_without_a_complete_checkpoint_is_one_error(tmp_path, capsys):
 
 # --- tools/convert_checkpoint.py ---------------------------------------------------------
 
+
 @pytest.fixture
 def swin_checkpoint(tmp_path):
     """A tiny Swin backbone in mmdet naming: a source convert_checkpoint.py accepts."""
@@ -308,3 +317,113 @@ def test_checkpoints_with_non_finite_weights_are_refused(tmp_path, swin_checkpoi
     assert not work_dir.exists()
 
 
+# --- tools/test.py: classifier files and checkpoints of another model ---------------------
+
+
+def _test_tool(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, osp.join(REPO, 'tools', 'test.py'), *args],
+                          capture_output=True, text=True, env=ENV, cwd=REPO)
+
+
+def _error_lines(result: subprocess.CompletedProcess) -> list:
+    assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr
+    return [line for line in result.stderr.splitlines() if line.startswith('error:')]
+
+
+def test_test_tool_refuses_a_bad_classifier_file_before_building(tmp_path):
+    """tools/test.py --vocab X --vocab-embeddings F: one line, before the model is built."""
+    embeddings = unit_rows()
+    embeddings[2] = float('nan')
+    bad = classifier_file(tmp_path / 'bad.pt', embeddings)
+    checkpoint = tmp_path / 'model.pth'
+    checkpoint.write_bytes(b'')  # never read: the classifier file is refused first
+    result = _test_tool(DET_CONFIG, str(checkpoint), '--work-dir', str(tmp_path / 'work'),
+                        '--vocab', ','.join(CLASSES), '--vocab-embeddings', bad)
+    assert _error_lines(result) == [f"error: classifier file {bad!r}: row 2 ('yak') is not "
+                                    'finite; every class embedding must be a finite, non-zero '
+                                    'vector']
+    assert not (tmp_path / 'work').exists()
+
+
+def test_test_tool_vocab_embeddings_needs_vocab(tmp_path):
+    """Without --vocab the file was silently ignored."""
+    classes = classifier_file(tmp_path / 'classes.npy', unit_rows())
+    result = _test_tool(DET_CONFIG, str(tmp_path / 'model.pth'), '--vocab-embeddings', classes)
+    assert _error_lines(result) == [f'error: --vocab-embeddings {classes!r} needs --vocab: the '
+                                    'vocabulary whose classes the file holds, in its order']
+
+
+@pytest.fixture(scope='module')
+def demo_data(tmp_path_factory):
+    from ovdense.demo.data import make_demo_data
+    return make_demo_data(str(tmp_path_factory.mktemp('reliability') / 'data'), seed=0,
+                          sizes=SIZES)
+
+
+@pytest.fixture(scope='module')
+def det_checkpoints(demo_data, tmp_path_factory):
+    """A test config of the tiny detection demo, a checkpoint of its model (never trained:
+    only the layout matters here) and one of the tiny segmentation demo model."""
+    from mmengine.registry import init_default_scope
+    from mmengine.config import Config
+    from mmdet.registry import MODELS as DET_MODELS
+    from mmseg.registry import MODELS as SEG_MODELS
+    directory = tmp_path_factory.mktemp('checkpoints')
+    det_config = tiny_train_config('det', demo_data, str(directory), test=True)
+    seg_config = tiny_train_config('seg', demo_data, str(directory))
+    paths = {'config': det_config}
+    for name, config, registry, scope in (('det', det_config, DET_MODELS, 'mmdet'),
+                                          ('seg', seg_config, SEG_MODELS, 'mmseg')):
+        init_default_scope(scope)
+        model = registry.build(Config.fromfile(config).model)
+        paths[name] = str(directory / f'{name}.pth')
+        torch.save({'meta': {}, 'state_dict': model.state_dict()}, paths[name])
+    return paths
+
+
+def _run_test_tool(det_checkpoints, checkpoint, work_dir, *options):
+    from mmdet.visualization import DetLocalVisualizer
+    DetLocalVisualizer._instance_dict.pop('visualizer', None)  # one per process otherwise
+    out = osp.join(work_dir, 'predictions.pkl')
+    args = [det_checkpoints['config'], checkpoint, '--work-dir', work_dir, '--out', out]
+    if options:
+        args += ['--cfg-options', *options]
+    return load_tool('test').main(args), out
+
+
+def test_checkpoint_of_another_model_is_refused(det_checkpoints, tmp_path):
+    """A segmentation checkpoint given to the detection config: mmengine would load the few
+    matching weights, log a warning and evaluate a mostly random model."""
+    from ovdense.utils import OvdenseFileError
+    with pytest.raises(OvdenseFileError) as err:
+        _run_test_tool(det_checkpoints, det_checkpoints['seg'], str(tmp_path / 'work'))
+    message = str(err.value)
+    assert f"checkpoint {det_checkpoints['seg']!r} does not fit the model" in message
+    assert 'missing (e.g. neck.' in message and 'Was it trained with another config?' in message
+    assert not (tmp_path / 'work' / 'predictions.pkl').exists()
+
+
+def test_truncated_checkpoint_is_named_before_anything_is_built(det_checkpoints, tmp_path):
+    from ovdense.utils import OvdenseFileError
+    truncated = tmp_path / 'truncated.pth'
+    with open(det_checkpoints['det'], 'rb') as f:
+        truncated.write_bytes(f.read()[:4096])
+    with pytest.raises(OvdenseFileError, match=r"truncated\.pth'.*truncated or not a torch"):
+        _run_test_tool(det_checkpoints, str(truncated), str(tmp_path / 'work'))
+    assert not (tmp_path / 'work').exists()  # refused before the runner made its work dir
+    # the same file for --resume
+    with pytest.raises(OvdenseFileError, match=r"--resume checkpoint .*truncated\.pth'"):
+        load_tool('train').main([det_checkpoints['config'], '--work-dir', str(tmp_path / 'train'),
+                             '--resume', str(truncated)])
+    assert not (tmp_path / 'train').exists()
+
+
+def test_detection_vocabulary_size_must_match_the_dataset(det_checkpoints, tmp_path):
+    from ovdense.utils.cli import ConfigError
+    classifier = 'model.roi_head.bbox_head'
+    with pytest.raises(ConfigError, match=r'vocabulary size mismatch: the model predicts 5 '
+                                          r'classes .* test dataset OVLVISV1Dataset has 30'):
+        _run_test_tool(det_checkpoints, det_checkpoints['det'], str(tmp_path / 'work'),
+                       f'{classifier}.text_classifier.vocabulary=[a,b,c,d,e]',
+                       f'{classifier}.num_classes=5')
+    assert not (tmp_path / 'work' / 'predictions.pkl').exists()

@@ -7,6 +7,7 @@ import torch
 
 from ovdense.testing.configs import REPO
 
+
 DEMO = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py'
 
 
@@ -60,5 +61,3 @@ def test_unknown_vocab_name_is_one_line(tmp_path):
     result = run('tools/test.py', DEMO, str(checkpoint), '--vocab', 'no_such_dataset')
     assert result.returncode == 2
     assert "unknown vocabulary 'no_such_dataset'" in result.stderr.strip().splitlines()[-1]
-
-

@@ -1,4 +1,4 @@
-"""BALLAD on detection (issue 19): the long-tailed demo data, class-balanced sampling in the
+"""The BALLAD detection demo (issue 19): the long-tailed demo data, class-balanced sampling in the
 shipped phase-B config, and phase A -> phase B through tools/train.py."""
 import collections
 import json

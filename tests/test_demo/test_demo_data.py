@@ -1,4 +1,6 @@
-"""Tests for the synthetic demo dataset generator (tiny sizes, CPU, a few seconds)."""
+"""The synthetic demo dataset generator (ovdense/demo/data.py): deterministic bytes, class
+lists, LVIS / ADE / video files that the OpenMMLab loaders read, vocabularies, and safe
+reuse (tiny sizes, CPU, a few seconds)."""
 import hashlib
 import json
 import os

@@ -7,7 +7,8 @@ import re
 
 import yaml
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))  # no ovdense import: a 1 s test
+# the repository root: tests/test_configs/ -> tests/ -> repo (no ovdense import: a 1 s test)
+REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
 def _load(relative: str):

@@ -1,5 +1,5 @@
-"""The shortened main job: demo data -> tools/train.py -> tools/test.py with the real LVIS
-evaluator -> pictures with the dataset and a custom vocabulary."""
+"""The demo run (tools/run_demo.py), shortened: demo data -> tools/train.py -> tools/test.py
+with the real LVIS evaluator -> pictures with the dataset and a custom vocabulary."""
 import json
 import os
 import os.path as osp
