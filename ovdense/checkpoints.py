@@ -69,8 +69,9 @@ SOURCE_LAYOUTS = ('icar', 'open_clip', 'swin', 'mmdet')
 LAYOUTS = SOURCE_LAYOUTS + ('ovdense',)
 
 _LAYOUT_HELP = (
-    "  - icar:      'visual_model.*' image keys in Microsoft Swin naming, "
-    "'visual_model.projector.weight', 'sentence_model.*' text keys\n"
+    "  - icar:      'visual_model.backbone.*' image keys in iCAR's Swin naming "
+    "(or Microsoft's under 'visual_model.'), 'visual_model.projector.weight', "
+    "'sentence_model.*' text keys\n"
     "  - open_clip: 'visual.trunk.*' (timm Swin trunk), 'visual.head.proj.weight', "
     "open_clip text keys\n"
     "  - swin:      Microsoft Swin classification {'model': {'layers.N.blocks...'}} "
@@ -380,8 +381,30 @@ def _own_storage(t: torch.Tensor) -> torch.Tensor:
     return t.contiguous()
 
 
+# iCAR's Swin names what Microsoft's Swin calls otherwise (the authors' own loaders rename
+# them: weiyx16/Video-Swin-Transformer, mmaction/models/backbones/swin_transformer.py,
+# inflate_weights)
+_ICAR_SWIN_NAMES = (('.attn.rel_pos_embed_table', '.attn.relative_position_bias_table'),
+                    ('.attn.relative_coords', '.attn.relative_position_index'),
+                    ('.downsample.channel_reduction.', '.downsample.reduction.'))
+
+
+def icar_swin_to_microsoft(image: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """An iCAR file's image tower (``visual_model.`` stripped): ``backbone.*`` in iCAR's
+    Swin naming -> Microsoft Swin naming; the projector and Microsoft-named files as they
+    are."""
+    renamed = {}
+    for key, value in image.items():
+        if key.startswith('backbone.'):
+            key = key[len('backbone.'):]
+            for icar, microsoft in _ICAR_SWIN_NAMES:
+                key = key.replace(icar, microsoft)
+        renamed[key] = value
+    return renamed
+
+
 def _convert_icar(state, source):
-    image = _strip(state, 'visual_model.')
+    image = icar_swin_to_microsoft(_strip(state, 'visual_model.'))
     projection = {}
     for name in ('weight', 'bias'):
         key = f'projector.{name}'

@@ -323,9 +323,13 @@ def extract_text_state(checkpoint: Dict, prefix_map: Optional[Dict[str, str]] = 
               for prefix_from, prefix_to in (prefix_map or {}).items()
               for k, v in state.items() if k.startswith(prefix_from)}
     if mapped:
-        return mapped
-    if any(k.startswith('text.') for k in state):
-        return {k[len('text.'):]: v for k, v in state.items() if k.startswith('text.')}
-    if any(k.startswith('token_embedding.') for k in state):  # native CLIP text keys
-        return {k: v for k, v in state.items() if k.startswith(_CLIP_TEXT_KEYS)}
-    return {k: v for k, v in state.items() if k not in ('logit_scale', 'logit_bias')}
+        text = mapped
+    elif any(k.startswith('text.') for k in state):
+        text = {k[len('text.'):]: v for k, v in state.items() if k.startswith('text.')}
+    elif any(k.startswith('token_embedding.') for k in state):  # native CLIP text keys
+        text = {k: v for k, v in state.items() if k.startswith(_CLIP_TEXT_KEYS)}
+    else:
+        text = {k: v for k, v in state.items() if k not in ('logit_scale', 'logit_bias')}
+    # Hugging Face towers saved with transformers < 4.31 (iCAR's) hold the position ids
+    # 0..L-1 as a buffer; newer versions rebuild them (open_clip drops the key likewise)
+    return {k: v for k, v in text.items() if not k.endswith('embeddings.position_ids')}
