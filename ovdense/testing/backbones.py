@@ -73,13 +73,25 @@ def random_image(h: int = 64, w: int = 64, b: int = 2, seed: int = 1) -> torch.T
     return torch.randn(b, 3, h, w, generator=torch.Generator().manual_seed(seed))
 
 
+def icar_image_state(microsoft: Dict[str, torch.Tensor]) -> Dict[str, torch.Tensor]:
+    """A Swin state dict in Microsoft naming as a real iCAR file holds it: under
+    ``visual_model.backbone.`` with iCAR's names (``attn.rel_pos_embed_table``,
+    ``attn.relative_coords``, ``downsample.channel_reduction``; see
+    ``ovdense/resources/checkpoint_layouts/icar_swin-b_roberta-base.json``)."""
+    state = {}
+    for key, value in microsoft.items():
+        for icar, ms in ck._ICAR_SWIN_NAMES:
+            key = key.replace(ms, icar)
+        state[f'visual_model.backbone.{key}'] = value
+    return state
+
+
 def icar_file(directory, seed: int = 0) -> Tuple[torch.nn.Module, torch.Tensor, str]:
     """An iCAR checkpoint built from a random timm Swin; returns (timm model, projector, path)."""
     torch.manual_seed(seed)
     model = TimmSwin(img_size=64, num_classes=0, **TINY_TIMM_SWIN).eval()
     proj = torch.randn(PROJ_DIM, 128)
-    state = {f'visual_model.{k}': v for k, v in
-             ck.swin_timm_to_microsoft(model.state_dict()).items()}
+    state = icar_image_state(ck.swin_timm_to_microsoft(model.state_dict()))
     state['visual_model.projector.weight'] = proj
     state['sentence_model.projector.weight'] = torch.randn(PROJ_DIM, 8)
     path = str(directory / f'icar_{seed}.pth')
@@ -102,12 +114,12 @@ def timm_swin(seed: int = 0, **kw) -> torch.nn.Module:
 
 
 def icar_state(seed: int = 0):
-    """An iCAR-style checkpoint dict: Microsoft naming under visual_model, projector, text;
+    """An iCAR checkpoint dict (image tower as :func:`icar_image_state`, projector, text);
     returns (timm model, checkpoint dict)."""
     model = timm_swin(seed)
     ms = ck.swin_timm_to_microsoft(model.state_dict())
     g = torch.Generator().manual_seed(seed + 1)
-    state = {f'visual_model.{k}': v for k, v in ms.items()}
+    state = icar_image_state(ms)
     state['visual_model.projector.weight'] = torch.randn(PROJ_DIM, 128, generator=g)
     state['sentence_model.backbone.embeddings.word_embeddings.weight'] = torch.randn(
         50, 8, generator=g)

@@ -69,17 +69,17 @@ def _scope_of(path: str) -> Optional[str]:
 
 
 def tiny_icar_checkpoint(directory: str, text_dim: int = 32, seed: int = 0) -> str:
-    """An iCAR-layout file (``visual_model.*`` in Microsoft Swin naming, with the image->text
-    projection ``visual_model.projector.weight``) of the tiny Swin that :func:`shrink_config`
-    builds; random weights."""
+    """An iCAR-layout file (the image tower under ``visual_model.backbone.`` in iCAR's Swin
+    naming, with the image->text projection ``visual_model.projector.weight``) of the tiny
+    Swin that :func:`shrink_config` builds; random weights."""
     import torch
 
     from ..checkpoints import swin_mmdet_to_microsoft
     from ..models.backbones import ICARSwin
+    from .backbones import icar_image_state
     torch.manual_seed(seed)
     swin = ICARSwin(arch=dict(TINY_SWIN), pretrain_img_size=64, text_embed_dims=None)
-    state = {f'visual_model.{k}': v for k, v in
-             swin_mmdet_to_microsoft(swin.state_dict()).items()}
+    state = icar_image_state(swin_mmdet_to_microsoft(swin.state_dict()))
     state['visual_model.projector.weight'] = torch.randn(text_dim, swin.num_features[-1])
     path = osp.join(directory, 'tiny_icar.pth')
     torch.save({'model': state}, path)
