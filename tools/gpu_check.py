@@ -263,26 +263,11 @@ def dense_head() -> dict:
                                                      for a, b in zip(cpu, gpu))}
     inputs = demo_mm_inputs(batch_size=4, image_shapes=[(3, 320, 320)] * 4, num_items=[4] * 4,
                             num_classes=4)
-    data = model.data_preprocessor(inputs, True)
     for amp in (False, True):
-        model.train()
-        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-        scaler = torch.amp.GradScaler('cuda', enabled=amp)
-        losses = []
-        t0 = time.time()
-        for _ in range(20):
-            with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
-                loss, _ = model.parse_losses(model(**data, mode='loss'))
-            optimizer.zero_grad()
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(float(loss.detach()))
-        torch.cuda.synchronize()
-        name = 'amp' if amp else 'fp32'
-        result[name] = {'first_loss': round(losses[0], 4), 'last_loss': round(losses[-1], 4),
-                        'finite': all(map(math.isfinite, losses)),
-                        's_per_step': round((time.time() - t0) / 20, 4)}
+        losses, seconds = _train_steps(model, inputs, 20, amp, lr=1e-3)
+        result['amp' if amp else 'fp32'] = {
+            'first_loss': round(losses[0], 4), 'last_loss': round(losses[-1], 4),
+            'finite': all(map(math.isfinite, losses)), 's_per_step': seconds}
     model.eval()
     with torch.no_grad():
         predicted = model(**model.data_preprocessor(inputs, False), mode='predict')
@@ -320,24 +305,10 @@ def family(config: str, work_dir: str, steps: int = 5) -> dict:
     result = {'outputs_max_error_cuda_vs_cpu': max(_max_error(a, b) for a, b in zip(cpu, gpu)),
               'outputs_compared': len(cpu)}
     for amp in (False, True):
-        model.train()
-        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad],
-                                      lr=1e-4)
-        scaler = torch.amp.GradScaler('cuda', enabled=amp)
-        losses, t0 = [], time.time()
-        for _ in range(steps):
-            with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
-                loss, _ = model.parse_losses(model(**model.data_preprocessor(inputs, True),
-                                                   mode='loss'))
-            optimizer.zero_grad()
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            losses.append(float(loss.detach()))
-        torch.cuda.synchronize()
+        losses, seconds = _train_steps(model, inputs, steps, amp, lr=1e-4)
         result['amp' if amp else 'fp32'] = {
             'losses': [round(v, 4) for v in losses], 'finite': all(map(math.isfinite, losses)),
-            's_per_step': round((time.time() - t0) / steps, 4)}
+            's_per_step': seconds}
     model.eval()
     with torch.no_grad():
         predicted = model(**model.data_preprocessor(inputs, False), mode='predict')
@@ -346,6 +317,27 @@ def family(config: str, work_dir: str, steps: int = 5) -> dict:
             result['fp32']['finite'] and result['amp']['finite']):
         raise AssertionError(f'{config} on CUDA: {result}')
     return result
+
+
+def _train_steps(model, inputs, steps: int, amp: bool, lr: float):
+    """``steps`` AdamW steps on CUDA, under fp16 autocast with a dynamic loss scale when
+    ``amp`` (as ``--amp``); returns (losses, seconds per step)."""
+    import torch
+    model.train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
+    scaler = torch.amp.GradScaler('cuda', enabled=amp)
+    losses, t0 = [], time.time()
+    for _ in range(steps):
+        with torch.autocast('cuda', dtype=torch.float16, enabled=amp):
+            loss, _ = model.parse_losses(model(**model.data_preprocessor(inputs, True),
+                                               mode='loss'))
+        optimizer.zero_grad()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        losses.append(float(loss.detach()))
+    torch.cuda.synchronize()
+    return losses, round((time.time() - t0) / steps, 4)
 
 
 def _family_inputs(scope: str, model, trained) -> dict:
