@@ -286,8 +286,8 @@ def family(config: str, work_dir: str, steps: int = 5) -> dict:
     import torch
     from mmengine.model import revert_sync_batchnorm
     from mmengine.registry import MODELS, init_default_scope
-    from ovdense.apis.vocabulary import text_classifiers
     from ovdense.testing.configs import shrink_config, tiny_icar_checkpoint
+    from ovdense.testing.inputs import training_batch
     os.makedirs(work_dir, exist_ok=True)
     cfg = shrink_config(osp.join(REPO, config), work_dir,
                         icar_checkpoint=tiny_icar_checkpoint(work_dir))
@@ -295,8 +295,7 @@ def family(config: str, work_dir: str, steps: int = 5) -> dict:
     torch.manual_seed(0)
     model = revert_sync_batchnorm(MODELS.build(cfg.model))  # SyncBN needs a process group
     model.init_weights()
-    trained = text_classifiers(model)[0].class_embeddings.trained_class_ids()
-    inputs = _family_inputs(cfg.default_scope, model, trained)
+    inputs = training_batch(model, cfg.default_scope)
     model.eval()
     with exact_float32(), torch.no_grad():
         cpu = _family_outputs(model, cfg.default_scope, inputs)
@@ -338,19 +337,6 @@ def _train_steps(model, inputs, steps: int, amp: bool, lr: float):
         losses.append(float(loss.detach()))
     torch.cuda.synchronize()
     return losses, round((time.time() - t0) / steps, 4)
-
-
-def _family_inputs(scope: str, model, trained) -> dict:
-    """A synthetic training batch whose labels are trained classes (never a novel one)."""
-    from ovdense.testing.inputs import action_clips, det_inputs, seg_inputs
-    if scope == 'mmaction':
-        return action_clips(trained.tolist())
-    if scope == 'mmseg':
-        return seg_inputs(len(trained), size=(64, 64))
-    inputs = det_inputs(len(trained))
-    for sample in inputs['data_samples']:  # label i -> the i-th trained class
-        sample.gt_instances.labels = trained[sample.gt_instances.labels]
-    return inputs
 
 
 def _family_outputs(model, scope: str, inputs) -> list:

@@ -12,39 +12,9 @@ import os
 import os.path as osp
 import sys
 import time
-from typing import Optional
 
 import torch
 import torch.distributed as dist
-
-
-def _scored_classes(model, scope: str) -> int:
-    """How many label ids a training sample may carry."""
-    from ..engine.hooks import scored_vocabulary
-    if scope == 'mmseg':
-        return model.decode_head.out_channels  # + a learned background column, if any
-    return len(scored_vocabulary(model))
-
-
-def _trained_label_ids(model) -> torch.Tensor:
-    """The label ids training may see (all but the novel classes)."""
-    from ..apis.vocabulary import text_classifiers
-    return text_classifiers(model)[0].class_embeddings.trained_class_ids()
-
-
-def _inputs(scope: str, num_classes: int, seed: int, batch: int = 2,
-            trained_ids: Optional[torch.Tensor] = None) -> dict:
-    """A synthetic training batch (other on each rank), made as the tests' one-step checks of
-    every shipped config make theirs (:mod:`ovdense.testing.inputs`). Two samples: batch norm
-    in a 1 x 1 pooling branch (UperNet's PPM) needs more than one value per channel."""
-    from .inputs import action_clips, det_inputs, seg_inputs
-    if scope == 'mmdet':
-        import numpy as np
-        np.random.seed(seed)  # demo_mm_inputs draws from numpy
-        return det_inputs(num_classes, batch)
-    if scope == 'mmseg':
-        return seg_inputs(num_classes, batch, seed=seed)
-    return action_clips(trained_ids.tolist(), batch, seed=seed)
 
 
 def train_two_steps(config: str, work_dir: str, rank: int) -> None:
@@ -53,6 +23,7 @@ def train_two_steps(config: str, work_dir: str, rank: int) -> None:
     from mmengine.registry import MODELS, init_default_scope
 
     from .configs import shrink_config, tiny_icar_checkpoint
+    from .inputs import training_batch
     os.makedirs(work_dir, exist_ok=True)
     cfg = shrink_config(config, work_dir, icar_checkpoint=tiny_icar_checkpoint(work_dir))
     scope = cfg.default_scope
@@ -69,11 +40,9 @@ def train_two_steps(config: str, work_dir: str, rank: int) -> None:
         optim.update(type='OptimWrapper')
         optim.pop('loss_scale', None)
     optim_wrapper = build_optim_wrapper(ddp, optim)
-    num_classes, trained_ids = _scored_classes(model, scope), _trained_label_ids(model)
     ddp.train()
-    for step in range(2):
-        ddp.train_step(_inputs(scope, num_classes, seed=100 * step + rank,
-                               trained_ids=trained_ids), optim_wrapper)
+    for step in range(2):  # other batches on each rank
+        ddp.train_step(training_batch(model, scope, seed=100 * step + rank), optim_wrapper)
 
 
 def main(argv=None) -> int:

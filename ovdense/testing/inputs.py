@@ -1,6 +1,7 @@
 """Synthetic model inputs (a batch as a data loader gives it, before the data preprocessor)
 for the three scopes: detection images with boxes and masks, segmentation images with label
-maps, and action clips. Shared by the tests and :mod:`ovdense.testing.ddp_check`."""
+maps, and action clips. Shared by the tests, :mod:`ovdense.testing.ddp_check` and
+``tools/gpu_check.py``."""
 from typing import Sequence, Tuple
 
 import torch
@@ -43,3 +44,27 @@ def action_clips(labels: Sequence[int], batch: int = 2, frames: int = 8, size: i
     samples = [ActionDataSample().set_gt_label(int(labels[i % len(labels)]))
                for i in range(batch)]
     return dict(inputs=inputs, data_samples=samples)
+
+
+def training_batch(model, scope: str, seed: int = 0, batch: int = 2) -> dict:
+    """A synthetic training batch for ``model`` (built in ``scope``) whose labels are classes
+    it trains on, never a novel one: detection and segmentation labels drawn as above, then
+    mapped onto the trained class ids of the model's text classifier; clips labelled with
+    them in turn."""
+    from ..apis.vocabulary import text_classifiers
+    trained = text_classifiers(model)[0].class_embeddings.trained_class_ids()
+    if scope == 'mmaction':
+        return action_clips(trained.tolist(), batch, seed=seed)
+    if scope == 'mmseg':
+        inputs = seg_inputs(len(trained), batch, seed=seed)
+        for sample in inputs['data_samples']:
+            labels = sample.gt_sem_seg.data
+            scored = labels < len(trained)  # not the ignored rows
+            labels[scored] = trained[labels[scored]]
+        return inputs
+    import numpy as np
+    np.random.seed(seed)  # demo_mm_inputs draws from numpy
+    inputs = det_inputs(len(trained), batch)
+    for sample in inputs['data_samples']:
+        sample.gt_instances.labels = trained[sample.gt_instances.labels]
+    return inputs

@@ -14,7 +14,7 @@ from ovdense.testing.optional import require_mmaction
 require_mmaction(module_level=True)  # absent: skipped; installed but broken: fails
 
 from ovdense.models.heads import TextI3DHead  # noqa: E402
-from ovdense.testing.inputs import action_clips  # noqa: E402
+from ovdense.testing.inputs import action_clips, training_batch  # noqa: E402
 from ovdense.testing.models import build_model  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def test_config_trains_one_step_and_predicts(config, tmp_path):
     trained = head.fc_cls.class_embeddings.trained_class_ids()  # all but the novel classes
     optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-3)
     model.train()
-    data = model.data_preprocessor(action_clips(trained), True)
+    data = model.data_preprocessor(training_batch(model, 'mmaction'), True)
     losses = model(**data, mode='loss')
     assert head.num_classes == num_classes
     total = sum(v for k, v in losses.items() if 'loss' in k)

@@ -10,7 +10,7 @@ import ovdense  # noqa: F401
 from ovdense.testing.configs import (REPO, parameters_without_gradient, shipped_configs,
                                      shrink_config, tiny_icar_checkpoint,
                                      unused_paramwise_keys)
-from ovdense.testing.inputs import det_inputs
+from ovdense.testing.inputs import det_inputs, training_batch
 from ovdense.testing.models import build_model
 
 
@@ -35,7 +35,7 @@ def test_config_trains_one_step_and_predicts(config, tmp_path):
     num_classes = _num_classes(model)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
     model.train()
-    data = model.data_preprocessor(det_inputs(num_classes), True)
+    data = model.data_preprocessor(training_batch(model, 'mmdet'), True)
     losses = model(**data, mode='loss')
     total = sum(v if isinstance(v, torch.Tensor) else sum(v) for k, v in losses.items()
                 if 'loss' in k)
