@@ -310,7 +310,7 @@ def novel_class_ids(vocabulary: Vocabulary, novel_classes: NovelSelection) -> Li
     return sorted(set(class_ids(vocabulary, novel_classes, 'novel_classes')))
 
 
-ClassSelection = Union[None, str, Sequence[Union[int, str]]]
+ClassSelection = NovelSelection  # the same shapes; a string is a vocabulary spec here
 
 
 def select_classes(vocabulary, classes: ClassSelection = None
