@@ -271,8 +271,18 @@ class TrainedTowerClassEmbeddings(_PromptedClassEmbeddings):
 
     def training_weights(self) -> torch.Tensor:
         if self._step_weights is None:
-            self._step_weights = self._encode_step()
+            weights = self._encode_step()
+            if weights.requires_grad:
+                # The step also ends when backward has passed through its encoding (whose
+                # graph is then freed): a classifier that runs before the step's starter in
+                # the next forward (DINO's encoder proposals before decoder layer 0) encodes
+                # afresh instead of reusing it.
+                weights.register_hook(self._end_step)
+            self._step_weights = weights
         return self._step_weights
+
+    def _end_step(self, grad: torch.Tensor) -> None:
+        self._step_weights = None
 
     def _encode_step(self) -> torch.Tensor:
         # batches of similar-length prompts, each cut to its longest: less padding to run

@@ -47,7 +47,15 @@ def test_trained_tower_encodes_once_per_step(tmp_path):
     first = source()
     assert first.requires_grad and source() is first and sum(calls) == 3
     source.start_step()
-    assert source() is not first and sum(calls) == 6
+    second = source()
+    assert second is not first and sum(calls) == 6
+    # backward through a step's encoding ends that step (its graph is freed): a reader that
+    # runs before the step's starter in the next forward gets a fresh encoding
+    assert source() is second
+    second.sum().backward()
+    third = source()
+    assert third is not second and sum(calls) == 9
+    third.sum().backward()  # would raise on a freed graph if the encoding were reused
     source.eval()
     with torch.no_grad():
         assert not source().requires_grad  # the full ensemble at test time

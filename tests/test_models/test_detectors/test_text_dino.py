@@ -84,6 +84,34 @@ def test_trains_predicts_and_follows_a_vocabulary_swap(tmp_path):
     assert int(results[0].pred_instances.labels.max()) < 6
 
 
+@pytest.mark.parametrize('detector', ['DINO', 'TextDINO'])
+def test_a_head_owned_trained_tower_trains_step_after_step(tmp_path, detector):
+    """The head's own jointly trained tower: DINO's encoder proposals are scored before
+    decoder layer 0 (the classifier that starts a step); each step must still encode afresh
+    (reusing the last step's encoding backpropagated through a freed graph)."""
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    model = installed_config('mmdet', 'dino/dino-4scale_r50_8xb2-12e_coco.py').model
+    model.backbone.update(depth=18, init_cfg=None)
+    model.neck.in_channels = [128, 256, 512]
+    model.encoder.num_layers, model.decoder.num_layers = 1, 2
+    model.num_queries = 10
+    model.bbox_head.update(type='TextDINOHead', num_classes=4, text_classifier=dict(
+        vocabulary=VOCAB, train_text_tower=True, text_tower=tiny_text_tower_cfg(str(tmp_path))))
+    torch.manual_seed(0)
+    built = MODELS.build(dict(model, type=detector))
+    built.init_weights()
+    optimizer = torch.optim.SGD(built.parameters(), lr=1e-3)
+    built.train()
+    for _ in range(3):
+        loss, _ = built.parse_losses(built(**_batch(built, True), mode='loss'))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        assert torch.isfinite(loss)
+
+
 def test_needs_a_text_head():
     from mmdet.registry import MODELS
     from mmengine.registry import init_default_scope
