@@ -6,7 +6,7 @@ default), as mmdet's and mmseg's ``browse_dataset.py`` do; the scope decides the
 
 - ``mmdet``: boxes, masks and class names (``DetLocalVisualizer``);
 - ``mmseg``: the label map overlay with class names (``SegLocalVisualizer``);
-- ``mmaction``: a strip of up to :data:`CLIP_FRAMES` evenly spaced frames of the first clip
+- ``mmaction``: a strip of evenly spaced frames of the first clip (``visualization.clips``)
   with the label id and name (``ActionVisualizer``'s canvas).
 """
 import copy
@@ -19,14 +19,13 @@ from typing import Callable, Dict, List, Optional
 import numpy as np
 from mmengine.config import Config
 
+from ..visualization.clips import captioned, frame_strip
 from .cli import ConfigError
 from .launch import SCOPES
 
 PHASES = ('train', 'val', 'test')
 DEFAULT_VISUALIZERS = {'mmdet': 'DetLocalVisualizer', 'mmseg': 'SegLocalVisualizer',
                        'mmaction': 'ActionVisualizer'}
-CLIP_FRAMES = 4          # frames per action strip
-MIN_STRIP_HEIGHT = 192   # small clips are enlarged so the label text stays readable
 IMAGE_EXTENSIONS = ('.jpg', '.jpeg', '.png')
 
 
@@ -189,40 +188,13 @@ def _draw_action(visualizer, item: dict, name: str, out_file, show: bool,
                  wait_time: float) -> None:
     import mmcv
     inputs, sample = _first_view(item)
-    frames = _clip_frames(inputs)
-    picks = np.unique(np.linspace(0, len(frames) - 1, min(CLIP_FRAMES, len(frames))).round()
-                      .astype(int))
-    strip = np.concatenate([frames[i] for i in picks], axis=1)
-    if strip.shape[0] < MIN_STRIP_HEIGHT:
-        strip = mmcv.imrescale(strip, MIN_STRIP_HEIGHT / strip.shape[0],
-                               interpolation='nearest')
-    visualizer.set_image(strip)
-    visualizer.draw_texts(_action_caption(sample, visualizer.dataset_meta, picks, len(frames)),
-                          positions=np.array([[4, 4]]), font_sizes=max(8, strip.shape[0] // 18),
-                          font_families='monospace', colors='white',
-                          bboxes=dict(facecolor='black', alpha=0.6, boxstyle='round'))
-    drawn = visualizer.get_image()
+    strip, picks, total = frame_strip(inputs)
+    drawn = captioned(visualizer, strip, _action_caption(sample, visualizer.dataset_meta,
+                                                         picks, total))
     if show:
         visualizer.show(drawn, win_name=name, wait_time=wait_time)
     if out_file is not None:
         mmcv.imwrite(drawn[..., ::-1], out_file)  # RGB canvas -> BGR file
-
-
-def _clip_frames(inputs) -> List[np.ndarray]:
-    """RGB HxWx3 frames of the first clip: ``NCTHW`` (3D models) or ``NCHW`` (2D models)."""
-    video = inputs.detach().cpu().numpy() if hasattr(inputs, 'detach') else np.asarray(inputs)
-    if video.ndim == 5:  # N clips/crops, C, T, H, W
-        clip = video[0].transpose(1, 2, 3, 0)
-    elif video.ndim == 4:  # N*T frames, C, H, W
-        clip = video.transpose(0, 2, 3, 1)
-    else:
-        raise ConfigError(f'browse_dataset draws NCTHW or NCHW clips, got inputs of shape '
-                          f'{tuple(video.shape)}')
-    if clip.shape[-1] != 3:
-        raise ConfigError(f'browse_dataset draws RGB clips, got {clip.shape[-1]} channels '
-                          '(flow or skeleton inputs are not drawn)')
-    clip = np.clip(clip, 0, 255).astype(np.uint8)  # mmaction decodes RGB
-    return [np.ascontiguousarray(frame) for frame in clip]
 
 
 def _action_caption(sample, meta: Optional[dict], picks, total: int) -> str:

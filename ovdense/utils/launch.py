@@ -241,6 +241,9 @@ def apply_test_args(cfg: Config, args) -> None:
 
 
 def _enable_visualization(cfg: Config, scope: str, args) -> None:
+    if scope == 'mmaction' and 'visualization' not in cfg.default_hooks:
+        # mmaction2's default runtime has none, and its VisualizationHook cannot draw NCTHW
+        cfg.default_hooks['visualization'] = dict(type='ActionVisualizationHook')
     hook = cfg.default_hooks.get('visualization')
     if hook is None:
         raise ConfigError('--show/--show-dir: the config has no default_hooks.visualization')

@@ -134,14 +134,42 @@ def test_end_to_end_unreadable_video_names_the_file(action_run, capsys):
     assert 'broken.mp4' in capsys.readouterr().err
 
 
-@pytest.mark.parametrize('flag,message', [
-    (['--show'], 'the config has no default_hooks.visualization'),
-    (['--show-dir', 'vis'], 'the config has no default_hooks.visualization'),
-    (['--tta'], 'the config defines no tta_model / tta_pipeline')])
-def test_show_and_tta_are_refused_in_one_line(action_run, flag, message):
+@pytest.mark.slow
+def test_show_dir_draws_clips_with_predicted_names(action_run):
+    """--show-dir on an action config (mmaction2's runtime has no visualization hook):
+    ActionVisualizationHook draws one strip per test clip, named after the video, captioned
+    with the predictions in the model's vocabulary; with --vocab, in the new names."""
+    import cv2
+    root = action_run['root']
+    for work_dir, extra in (('show_own', []), ('show_other', ['--vocab', 'hopping,waving'])):
+        show_dir = root / ('pictures_' + work_dir)
+        assert _test(action_run, '--work-dir', work_dir, '--show-dir', str(show_dir), *extra,
+                     '--cfg-options', *TEST_OPTIONS) == 0
+        pictures = sorted(osp.join(d, f) for d, _, files in os.walk(show_dir)
+                          for f in files if f.endswith('.png'))
+        assert [osp.basename(p) for p in pictures] == [f'clip_{i:05d}_0.png' for i in range(7)]
+        image = cv2.imread(pictures[0])
+        assert image.shape[0] >= 192 and image.shape[1] >= 4 * 192  # 4 enlarged frames
+
+
+def test_caption_names_label_and_top_predictions():
+    import torch
+    from mmaction.structures import ActionDataSample
+
+    from ovdense.engine.hooks import ActionVisualizationHook
+    sample = ActionDataSample().set_gt_label(1).set_pred_score(torch.tensor([0.1, 0.2, 0.7]))
+    hook = ActionVisualizationHook(topk=2)
+    assert hook.caption(sample, ['hop', 'wave', 'run']) == (
+        'label: wave\npred: run 0.70\npred: wave 0.20')
+    del sample.gt_label  # a visual-only --vocab run drops the dataset's labels
+    assert hook.caption(sample, None) == 'pred: 2 0.70\npred: 1 0.20'
+
+
+def test_tta_is_refused_in_one_line(action_run):
     """What the README's action Limitations say: one ConfigError line (exit 2), no run."""
     from ovdense.utils.cli import run_cli
+    message = 'the config defines no tta_model / tta_pipeline'
     with pytest.raises(ConfigError, match=message):
-        _test(action_run, '--work-dir', 'test_flag', *flag)
-    assert run_cli(lambda: _test(action_run, '--work-dir', 'test_flag', *flag)) == 2
+        _test(action_run, '--work-dir', 'test_flag', '--tta')
+    assert run_cli(lambda: _test(action_run, '--work-dir', 'test_flag', '--tta')) == 2
     assert not osp.exists(osp.join(action_run['root'], 'test_flag'))

@@ -11,9 +11,11 @@ from ...utils.cli import ConfigError
 
 @register('METRICS', scopes=('mmaction',))
 class OpenVocabAccMetric(AccMetric):
-    """``AccMetric`` (top-k, mean class accuracy over all test classes) plus top-1 on the
-    clips of base (trained) and novel (unseen) classes, each predicted among ALL test classes
-    (generalised zero-shot), and their harmonic mean.
+    """``AccMetric`` (top-k, mean class accuracy over all test classes) plus, on the clips of
+    base (trained) and of novel (unseen) classes, each predicted among ALL test classes
+    (generalised zero-shot): top-1 (``base_top1``, ``novel_top1``, their harmonic mean
+    ``harmonic_top1``) and mean class accuracy (``base_mean1``, ``novel_mean1``: the mean over
+    the split's classes that have test clips of their per-class top-1).
 
     Args:
         vocabulary / novel_classes: the split given to the class-embedding component's
@@ -46,8 +48,10 @@ class OpenVocabAccMetric(AccMetric):
         labels = np.array([r['label'] for r in results])
         correct = np.array([int(np.argmax(r['pred'])) == r['label'] for r in results])
         on_base = is_base[labels]
-        for key, mask in (('base_top1', on_base), ('novel_top1', ~on_base)):
-            metrics[key] = float(correct[mask].mean()) if mask.any() else float('nan')
+        for split, mask in (('base', on_base), ('novel', ~on_base)):
+            metrics[f'{split}_top1'] = float(correct[mask].mean()) if mask.any() else float('nan')
+            per_class = [correct[labels == label].mean() for label in np.unique(labels[mask])]
+            metrics[f'{split}_mean1'] = float(np.mean(per_class)) if per_class else float('nan')
         b, n = metrics['base_top1'], metrics['novel_top1']
         metrics['harmonic_top1'] = 2 * b * n / (b + n) if b + n > 0 else 0.0
         return metrics
