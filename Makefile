@@ -25,8 +25,11 @@ demo: env
 demo-control: env
 	$(PY) tools/run_demo.py --control $(DEMO_TASKS)
 
+# SIZE=realistic: ICARSwin-T Mask R-CNN at 800x1333 and UperNet at 512x512 (~15 min)
+BENCH_SIZE = $(if $(SIZE),--size $(SIZE),)
+
 bench: env
-	$(PY) tools/benchmark.py
+	$(PY) tools/benchmark.py $(BENCH_SIZE)
 
 # On a CUDA machine: mmcv CUDA ops vs CPU, demo training in fp32 and AMP, bench on the GPU.
 gpu-check: env

@@ -12,7 +12,11 @@ Rows (the issue "the text-generated classifier must cost (almost) nothing"):
    ``TextShared2FCBBoxHead`` (text cosine classifier, embeddings from the disk cache), K = 1203:
    training step and inference, and the peak memory of each;
 2. vocabulary scaling: inference with the text head at K = 80, 1203, 21,000 vs K = 80, plus the
-   classifier alone against a bare GEMM of the same shape (the N x D x K limit);
+   classifier alone against a bare GEMM of the same shape (the N x D x K limit); 2b: the whole
+   text scoring path (projection, normalisation, chunked logits, softmax, threshold) against
+   the bare products it cannot avoid, (N x C) x (C x D) and (N x D) x (D x K); 2c: the peer a
+   user would otherwise run, the stock head with a K-way Linear loaded from a weight file and
+   mmdet's post-processing, at K = 21,000 (time and peak memory);
 3. segmentation head overhead: UperNet with stock ``conv_seg`` vs the text cosine classifier
    on the same UPerHead features, K = 150 and 847;
 4. classifier build: LVIS-1203 x 80 templates, ovdense's ``build_class_embeddings`` vs
@@ -28,8 +32,10 @@ repetition does exactly the same work (same proposals, same sampled RoIs). Peak 
 the peak of the live tensor bytes during one step over those live when it starts: on CPU from
 the profiler's memory timeline, on CUDA ``max_memory_allocated`` over ``memory_allocated``.
 
-    python tools/benchmark.py            # full sizes (< 10 min on a 2-core CPU)
-    python tools/benchmark.py --tiny     # the harness at tiny sizes (seconds)
+    python tools/benchmark.py                   # nano sizes, every row (< 10 min on 2 cores)
+    python tools/benchmark.py --size realistic  # ICARSwin-T Mask R-CNN 800x1333, D = 256,
+                                                # UperNet 512x512: rows 1-3 (~15 min)
+    python tools/benchmark.py --tiny            # the harness at tiny sizes (seconds)
 """
 import argparse
 import contextlib
@@ -56,8 +62,9 @@ sys.path.insert(0, REPO)  # runnable from a source checkout without installing t
 # ovdense-demo-lvis.py (only its model is used)
 DEMO_DET_CONFIG_PATTERN = osp.join(REPO, 'configs', 'demo',
                                    'mask-rcnn_icar-swin-nano_fpn_*_ovdense-demo-lvis.py')
-ROW_IDS = ('det_train', 'det_infer', 'vocab_mid', 'vocab_large', 'vocab_large_test_scale',
-           'seg_small_infer',
+ROW_IDS = ('det_train', 'det_infer', 'vocab_mid', 'vocab_large', 'scoring_vs_bare_k0',
+           'scoring_vs_bare_mid', 'scoring_vs_bare_large', 'vocab_large_test_scale',
+           'peer_head', 'peer_infer', 'seg_small_infer',
            'seg_small_train', 'seg_large_infer', 'seg_large_train', 'build_vs_open_clip',
            'build_warm_vs_cold', 'joint_train', 'joint_train_federated')
 SCORE_THR_NO_DETECTIONS = 1.01  # above any softmax score: see Sizes.det_test_note
@@ -67,6 +74,13 @@ SCORE_THR_NO_DETECTIONS = 1.01  # above any softmax score: see Sizes.det_test_no
 class Sizes:
     """Everything that sets the amount of work; printed with the results."""
     name: str = 'full'
+    # 'demo': the demo's Mask R-CNN (nano ICARSwin, FPN 64, fc 256); 'swin-t': mmdet's Swin-T
+    # Mask R-CNN (FPN 256, fc 1024) on ICARSwin arch 'tiny' (UperNet: 512 channels)
+    model: str = 'demo'
+    text_dim: Optional[int] = None               # None: the tower config's (64)
+    det_class_counts: Tuple[int, ...] = (1203,)  # detection rows: text vs stock at each K
+    step_peaks: bool = True                      # peak memory of the detection steps
+    peer_classes: int = 21000                    # the peer row: stock linear head at this K
     # detection (rows 1, 2, 5): the demo's Mask R-CNN with a nano ICARSwin, mmdet's stock
     # Mask R-CNN RoI numbers (512 sampled RoIs / image in training, 1000 proposals at test)
     det_train_images: int = 2
@@ -92,6 +106,7 @@ class Sizes:
     seg_test_hw: Tuple[int, int] = (192, 192)
     seg_train_images: int = 2
     seg_train_hw: Tuple[int, int] = (128, 128)
+    seg_train: bool = True                       # also the training-step rows
     # text tower of the cached embeddings and of joint training (rows 1-3, 5): the demo's
     # iCAR architecture at nano size (RoBERTa encoder, mean pooling, Linear -> embed_dim)
     tower_hidden: int = 64
@@ -119,6 +134,14 @@ class Sizes:
 
 
 FULL = Sizes()
+# What users run (issue "Benchmarks at the sizes users run"): ICARSwin-T Mask R-CNN on one
+# 800 x 1333 image, 1000 proposals, D = 256; UperNet on ICARSwin-T at 512 x 512.
+REALISTIC = Sizes(name='realistic', model='swin-t', text_dim=256, det_train_images=1,
+                  det_train_hw=(800, 1333), det_test_hw=(800, 1333),
+                  det_train_proposals=1000, det_class_counts=(80, 1203), step_peaks=False,
+                  vocab_test_scale_hw=(800, 1333), seg_channels=512, seg_test_hw=(512, 512),
+                  seg_train=False, warmup=1, reps=3,
+                  reps_secondary=2, micro_reps=5)
 TINY = Sizes(name='tiny', det_train_images=1, det_train_hw=(64, 64), det_test_hw=(64, 64),
              det_gt_per_image=2, det_train_proposals=64, det_rcnn_samples=32,
              det_test_proposals=64, vocab_sizes=(80, 1203, 2000),
@@ -127,7 +150,11 @@ TINY = Sizes(name='tiny', det_train_images=1, det_train_hw=(64, 64), det_test_hw
              tower_layers=1, build_classes=24, build_templates=4, build_width=32,
              build_context=20, build_embed_dim=32, warmup=1, reps=2, reps_secondary=2,
              build_reps=1, build_chunks=2,
-             micro_reps=2)
+             micro_reps=2, peer_classes=2000)
+# preset -> (sizes, row groups; None: all)
+PRESETS = {'nano': (FULL, None), 'tiny': (TINY, None),
+           'realistic': (REALISTIC, ('detection', 'vocabulary', 'peer', 'segmentation'))}
+
 
 
 # ------------------------------------------------------------------------------------------
@@ -276,7 +303,7 @@ class Context:
         start = time.perf_counter()
         self.tower_dir = self._make_tower_dir()
         self.setup_seconds['tower tokenizer'] = time.perf_counter() - start
-        self.tower_cfg = dict(model='icar-roberta-nano', hf_dir=self.tower_dir)
+        self.tower_cfg = dict(model=self._tower_model(), hf_dir=self.tower_dir)
         self.prompts = dict(templates=sizes.prompt_templates)
         self._det_cfg = None
 
@@ -292,6 +319,18 @@ class Context:
             osp.join(self.work_dir, 'text_tower'), [line for line in lines if line],
             hidden=self.sizes.tower_hidden, layers=self.sizes.tower_layers, heads=2,
             vocab_size=2000, max_positions=40)
+
+    def _tower_model(self) -> str:
+        """The demo tower's config, with ``sizes.text_dim`` as its embedding size."""
+        if self.sizes.text_dim is None:
+            return 'icar-roberta-nano'
+        from ovdense.text.towers import load_tower_config
+        config = copy.deepcopy(load_tower_config('icar-roberta-nano'))
+        config['embed_dim'] = self.sizes.text_dim
+        path = osp.join(self.work_dir, f'icar-roberta-nano-{self.sizes.text_dim}.json')
+        with open(path, 'w', encoding='utf-8') as f:
+            json.dump(config, f)
+        return path
 
     def vocabulary(self, num_classes: int):
         """COCO for 80, LVIS v1 for 1203, otherwise synthetic names (LVIS names + a type
@@ -318,11 +357,15 @@ class Context:
     def det_config(self):
         if self._det_cfg is None:
             from mmengine.config import Config
-            self._det_cfg = Config.fromfile(demo_det_config())
+            if self.sizes.model == 'demo':
+                self._det_cfg = Config.fromfile(demo_det_config())
+            else:
+                self._det_cfg = swin_t_det_config()
         return self._det_cfg
 
     def backbone_cfg(self) -> Dict:
-        backbone = copy.deepcopy(self.det_config().model.backbone).to_dict()
+        backbone = copy.deepcopy(self.det_config().model.backbone)
+        backbone = backbone.to_dict() if hasattr(backbone, 'to_dict') else dict(backbone)
         backbone.pop('_delete_', None)
         return backbone
 
@@ -417,6 +460,35 @@ class Context:
         return dict(inputs=inputs, data_samples=samples)
 
 
+DETECTORS = {'demo': 'demo Mask R-CNN (nano ICARSwin, FPN 64, fc 256)',
+             'swin-t': "mmdet's Swin-T Mask R-CNN on ICARSwin-T (FPN 256, fc 1024)"}
+BACKBONES = {'demo': 'nano ICARSwin', 'swin-t': 'ICARSwin-T'}
+# ICARSwin 'tiny' with its arch spelled out (the segmentation model reads embed_dims)
+SWIN_T_BACKBONE = dict(type='ICARSwin', arch=dict(embed_dims=96, depths=(2, 2, 6, 2),
+                                                  num_heads=(3, 6, 12, 24), window_size=7),
+                       pretrain_img_size=224, drop_path_rate=0.2, out_indices=(0, 1, 2, 3),
+                       checkpoint=None, text_embed_dims=None)
+
+
+def swin_t_det_config():
+    """mmdet's Swin-T Mask R-CNN (``swin/mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py``: FPN 256,
+    Shared2FCBBoxHead fc 1024) with the ICARSwin-T backbone (random weights: nothing is
+    downloaded), and the demo's text head settings: ``TextStandardRoIHead``, class-agnostic
+    boxes and masks (for the stock head as well)."""
+    import mmdet
+    from mmengine.config import Config
+    path = osp.join(osp.dirname(mmdet.__file__), '.mim', 'configs', 'swin',
+                    'mask-rcnn_swin-t-p4-w7_fpn_1x_coco.py')
+    cfg = Config.fromfile(path)
+    model = cfg.model
+    model.backbone = dict(SWIN_T_BACKBONE)
+    model.roi_head.type = 'TextStandardRoIHead'
+    model.roi_head.bbox_head.update(type='TextShared2FCBBoxHead', reg_class_agnostic=True,
+                                    text_classifier=dict())
+    model.roi_head.mask_head.class_agnostic = True
+    return cfg
+
+
 def demo_det_config() -> str:
     import glob
     paths = sorted(glob.glob(DEMO_DET_CONFIG_PATTERN))
@@ -507,38 +579,50 @@ def _count_rois(model) -> Callable[[], int]:
 # rows
 # ------------------------------------------------------------------------------------------
 def rows_detection(ctx: Context, log: Callable[[str], None]) -> List[Dict]:
-    """1. stock Shared2FCBBoxHead vs text cosine head (cached embeddings), K = 1203."""
+    """1. stock Shared2FCBBoxHead vs text cosine head (cached embeddings), at each K of
+    ``sizes.det_class_counts``: training step and inference (and their peak memory)."""
+    rows = []
+    for k in ctx.sizes.det_class_counts:
+        rows += _rows_detection_at(ctx, log, k)
+    return rows
+
+
+def _rows_detection_at(ctx: Context, log: Callable[[str], None], k: int) -> List[Dict]:
     s, dev = ctx.sizes, ctx.device
     group = '1. detection head overhead'
-    k = s.det_classes
+    suffix = '' if k == s.det_classes else f'_k{k}'
     models = {'stock': ctx.det_model('stock', k), 'text': ctx.det_model('text', k)}
     train_data, test_data = ctx.det_inputs(True, k), ctx.det_inputs(False, k)
-    rows = []
     train = {n: train_step(m, train_data) for n, m in models.items()}
-    log('  training steps ...')
+    log(f'  K = {k}: training steps ...')
     times = interleave(train, s.reps, s.warmup, dev)
-    train_peak = {n: dev.peak_bytes(fn) for n, fn in train.items()}
     infer = {n: infer_step(m, test_data) for n, m in models.items()}
     rois = _count_rois(models['text'])
-    log('  inference ...')
+    log(f'  K = {k}: inference ...')
     times_i = interleave(infer, s.reps, s.warmup, dev)
-    infer_peak = {n: dev.peak_bytes(fn) for n, fn in infer.items()}
-    classifier = {n: _classifier_bytes(m.roi_head.bbox_head.fc_cls) for n, m in models.items()}
-    memory = {n: {'train_step_peak_mb': _mb(train_peak[n]),
-                  'inference_peak_mb': _mb(infer_peak[n]),
-                  'classifier_resident_bytes': classifier[n]} for n in models}
+    extra_train = {}
+    extra_infer = {'rois_per_image': rois()}
+    if s.step_peaks:
+        train_peak = {n: dev.peak_bytes(fn) for n, fn in train.items()}
+        infer_peak = {n: dev.peak_bytes(fn) for n, fn in infer.items()}
+        classifier = {n: _classifier_bytes(m.roi_head.bbox_head.fc_cls)
+                      for n, m in models.items()}
+        memory = {n: {'train_step_peak_mb': _mb(train_peak[n]),
+                      'inference_peak_mb': _mb(infer_peak[n]),
+                      'classifier_resident_bytes': classifier[n]} for n in models}
+        extra_train = {'memory': memory, 'peak_mb_ratio_text_vs_stock': _ratio(
+            train_peak['text'], train_peak['stock'])}
+        extra_infer.update(memory=memory, peak_mb_ratio_text_vs_stock=_ratio(
+            infer_peak['text'], infer_peak['stock']))
     a = (f'stock Shared2FCBBoxHead (Linear '
          f'{models["stock"].roi_head.bbox_head.fc_cls.in_features}->{k + 1})')
     b = f'TextShared2FCBBoxHead (cached text embeddings, D={_embed_dim(models["text"])})'
-    rows.append(make_row('det_train', group, f'Mask R-CNN training step, K={k}', a, b,
-                         times['stock'], times['text'], ('<=', 1.03),
-                         extra={'memory': memory, 'peak_mb_ratio_text_vs_stock': _ratio(
-                             train_peak['text'], train_peak['stock'])}))
-    rows.append(make_row('det_infer', group, f'Mask R-CNN inference, K={k}', a, b,
-                         times_i['stock'], times_i['text'], ('<=', 1.02),
-                         extra={'memory': memory, 'rois_per_image': rois(),
-                                'peak_mb_ratio_text_vs_stock': _ratio(infer_peak['text'],
-                                                                      infer_peak['stock'])}))
+    rows = [make_row('det_train' + suffix, group, f'Mask R-CNN training step, K={k}', a, b,
+                     times['stock'], times['text'], ('<=', 1.03) if not suffix else None,
+                     extra=extra_train),
+            make_row('det_infer' + suffix, group, f'Mask R-CNN inference, K={k}', a, b,
+                     times_i['stock'], times_i['text'], ('<=', 1.02) if not suffix else None,
+                     extra=extra_infer)]
     del models, train, infer
     gc.collect()
     return rows
@@ -591,6 +675,13 @@ def rows_vocabulary(ctx: Context, log: Callable[[str], None]) -> List[Dict]:
                 x @ w.t()
         micro[f'classifier_{k}'] = classify
         micro[f'gemm_{k}'] = gemm
+        micro[f'path_{k}'] = _scoring_path(models[k].roi_head.bbox_head, feats)
+        projection = torch.randn(c, d, device=dev.torch)
+
+        def bare_products(w=w, projection=projection):  # the text path's two GEMMs
+            with torch.no_grad():
+                (feats @ projection) @ w.t()
+        micro[f'bare_{k}'] = bare_products
     micro_times = interleave(micro, s.micro_reps, s.warmup, dev)
     micro_peaks = {k: dev.peak_bytes(micro[f'classifier_{k}']) for k in ks}
 
@@ -626,12 +717,41 @@ def rows_vocabulary(ctx: Context, log: Callable[[str], None]) -> List[Dict]:
         rows.append(make_row(row_id, group, f'text-head inference, K={k} vs K={k0}',
                              f'text head, K={k0}', f'text head, K={k}', times[k0], times[k],
                              target, extra=extra))
+    for name, k in zip(('k0', 'mid', 'large'), ks):
+        rows.append(make_row(
+            f'scoring_vs_bare_{name}', '2b. text scoring vs the bare products',
+            f'text scoring path, K={k}',
+            f'bare products ({n_rois} x {c}) x ({c} x {d}), then x ({d} x {k + 1})',
+            'text scoring path (projection, normalisation, chunked logits, softmax, '
+            'threshold 0.05)', micro_times[f'bare_{k}'], micro_times[f'path_{k}'],
+            ('<=', 1.3), extra={'macs': n_rois * c * d + n_rois * d * (k + 1)}))
     del micro
-    rows.append(_row_vocabulary_at_test_scale(ctx, log, {k: models[k] for k in (ks[0], ks[2])},
-                                              group))
+    if tuple(s.vocab_test_scale_hw) != tuple(s.det_test_hw):
+        rows.append(_row_vocabulary_at_test_scale(
+            ctx, log, {k: models[k] for k in (ks[0], ks[2])}, group))
     del models, infer
     gc.collect()
     return rows
+
+
+def _scoring_path(bbox_head, feats: torch.Tensor, score_thr: float = 0.05
+                  ) -> Callable[[], None]:
+    """The text head's test-time scoring of (N, C) RoI features, as ``predict_embedded``
+    runs it: projection and normalisation, then logits, activation and threshold a chunk of
+    RoIs at a time (mmdet's default score_thr; the box decoding and NMS that follow are the
+    stock head's too)."""
+    from ovdense.models.roi_heads.postprocess import scored_pairs_of_rows
+    fc = bbox_head.fc_cls
+    activation = bbox_head._score_activation()
+
+    def path():
+        with torch.no_grad():
+            embedded = fc.embed(feats)
+            weights = fc.inference_weights(embedded)
+            scored_pairs_of_rows(
+                lambda start, stop: fc.logits_of_embedded(embedded[start:stop], weights),
+                embedded.shape[0], weights.shape[0], activation, score_thr)
+    return path
 
 
 def _row_vocabulary_at_test_scale(ctx: Context, log, models: Dict[int, object], group: str
@@ -650,6 +770,85 @@ def _row_vocabulary_at_test_scale(ctx: Context, log, models: Dict[int, object], 
                     f'text-head inference, K={k} vs K={k0}, {hw[0]}x{hw[1]} image',
                     f'text head, K={k0}', f'text head, K={k}', times[k0], times[k],
                     extra={'image_hw': list(hw), 'rois_per_image': rois()})
+
+
+def rows_peer(ctx: Context, log: Callable[[str], None]) -> List[Dict]:
+    """2c. What a user would otherwise run for a large vocabulary: the stock
+    ``Shared2FCBBoxHead`` whose K-way Linear classifier is loaded from a (K + 1) x C weight
+    file (Detic-style: the class weights precomputed, here random), through mmdet's own
+    post-processing (softmax over N x (K + 1), ``multiclass_nms``), against the text head at
+    the same K: inference time and peak tensor memory."""
+    s, dev = ctx.sizes, ctx.device
+    k = s.peer_classes
+    models = {'stock': ctx.det_model('stock', k), 'text': ctx.det_model('text', k)}
+    fc = models['stock'].roi_head.bbox_head.fc_cls
+    weights_file = osp.join(ctx.work_dir, f'linear_classifier_{k}.npy')
+    rng = np.random.default_rng(0)
+    np.save(weights_file, (rng.standard_normal((k + 1, fc.in_features)) /
+                           np.sqrt(fc.in_features)).astype(np.float32))
+    with torch.no_grad():
+        fc.weight.copy_(torch.from_numpy(np.load(weights_file)))
+        fc.bias.zero_()
+    data = ctx.det_inputs(False, k)
+    infer = {n: infer_step(m, data) for n, m in models.items()}
+    for fn in infer.values():  # loads (or builds) the text embeddings
+        fn()
+    log(f'  K = {k}: inference ...')
+    times = interleave(infer, s.reps, s.warmup, dev)
+    peaks = {n: dev.peak_bytes(fn) for n, fn in infer.items()}
+    head_row = _row_peer_heads(ctx, models, k)
+    row = make_row(
+        'peer_infer', '2c. peer: stock linear head at a large vocabulary',
+        f'Mask R-CNN inference, K={k}',
+        f'stock Shared2FCBBoxHead, Linear {fc.in_features}->{k + 1} from a weight file, '
+        'mmdet post-processing',
+        f'TextShared2FCBBoxHead (D={_embed_dim(models["text"])}) + TextStandardRoIHead',
+        times['stock'], times['text'],
+        extra={'inference_peak_mb': {n: _mb(v) for n, v in peaks.items()},
+               'peak_mb_ratio_text_vs_stock': _ratio(peaks['text'], peaks['stock'])})
+    del models, infer
+    gc.collect()
+    return [head_row, row]
+
+
+def _row_peer_heads(ctx: Context, models: Dict, k: int) -> Dict:
+    """The two box heads alone on the same (N, C) RoI features of one image: the stock
+    Linear classifier and mmdet's ``_predict_by_feat_single`` (softmax over N x (K + 1),
+    ``multiclass_nms``) vs the text head's ``predict_embedded`` (projection, chunked
+    threshold-first scoring, the same NMS), at mmdet's score_thr 0.05."""
+    s, dev = ctx.sizes, ctx.device
+    stock, text = (models[n].roi_head.bbox_head for n in ('stock', 'text'))
+    n, c = s.det_test_proposals, stock.fc_cls.in_features
+    h, w = s.det_test_hw
+    gen = torch.Generator().manual_seed(0)
+    feats = torch.randn(n, c, generator=gen).to(dev.torch)
+    xy = torch.rand(n, 2, generator=gen) * torch.tensor([w / 2, h / 2])
+    roi = torch.cat([torch.zeros(n, 1), xy, xy + torch.tensor([w / 4, h / 4])], 1).to(dev.torch)
+    bbox_pred = torch.zeros(n, 4, device=dev.torch)
+    meta = dict(img_shape=(h, w), scale_factor=(1.0, 1.0))
+    cfg = copy.deepcopy(models['stock'].test_cfg.rcnn)
+    cfg.score_thr = 0.05
+
+    def stock_head():
+        with torch.no_grad():
+            stock._predict_by_feat_single(roi, stock.fc_cls(feats), bbox_pred, meta, False, cfg)
+
+    def text_head():
+        with torch.no_grad():
+            text.predict_embedded(roi, text.fc_cls.embed(feats), bbox_pred, meta, False, cfg)
+    variants = {'stock': stock_head, 'text': text_head}
+    times = interleave(variants, s.micro_reps, s.warmup, dev)
+    peaks = {name: dev.peak_bytes(fn) for name, fn in variants.items()}
+    return make_row(
+        'peer_head', '2c. peer: stock linear head at a large vocabulary',
+        f'box head scoring + post-processing alone, K={k}',
+        f'stock Shared2FCBBoxHead: Linear {c}->{k + 1} from a weight file, mmdet '
+        '_predict_by_feat_single',
+        f'TextShared2FCBBoxHead predict_embedded (D={_embed_dim(models["text"])})',
+        times['stock'], times['text'], ('<=', 0.8),
+        extra={'rois': n, 'score_thr': 0.05,
+               'peak_mb': {name: _mb(v) for name, v in peaks.items()},
+               'peak_mb_ratio_text_vs_stock': _ratio(peaks['text'], peaks['stock'])})
 
 
 def rows_segmentation(ctx: Context, log: Callable[[str], None]) -> List[Dict]:
@@ -671,11 +870,13 @@ def rows_segmentation(ctx: Context, log: Callable[[str], None]) -> List[Dict]:
         rows.append(make_row(f'seg_{size_id}_infer', group, f'UperNet inference, K={k}', a, b,
                              times['stock'], times['text'],
                              ('<=', 1.05) if size_id == 'small' else None, extra=extra))
-        log(f'  K = {k}: training steps ...')
-        times = interleave({n: train_step(m, train_data) for n, m in models.items()},
-                           reps, s.warmup, dev)
-        rows.append(make_row(f'seg_{size_id}_train', group, f'UperNet training step, K={k}',
-                             a, b, times['stock'], times['text']))
+        if s.seg_train:
+            log(f'  K = {k}: training steps ...')
+            times = interleave({n: train_step(m, train_data) for n, m in models.items()},
+                               reps, s.warmup, dev)
+            rows.append(make_row(f'seg_{size_id}_train', group,
+                                 f'UperNet training step, K={k}', a, b, times['stock'],
+                                 times['text']))
         del models
         gc.collect()
     return rows
@@ -899,12 +1100,22 @@ def memory_checks(rows: Sequence[Dict]) -> List[Dict]:
     checks = []
     for row_id, key in (('det_train', 'train_step_peak_mb'), ('det_infer', 'inference_peak_mb')):
         row = by_id.get(row_id)
-        if row:
+        if row and 'memory' in row['extra']:
             mem = row['extra']['memory']
             checks.append({'id': row_id + '_memory', 'label': row['label'] + ': peak memory',
                            'a_mb': mem['stock'][key], 'b_mb': mem['text'][key],
                            'ratio': row['extra']['peak_mb_ratio_text_vs_stock'],
                            'target': None, 'met': None})
+    for row_id, key in (('peer_head', 'peak_mb'), ('peer_infer', 'inference_peak_mb')):
+        row = by_id.get(row_id)
+        if row:
+            peaks, ratio = row['extra'][key], row['extra']['peak_mb_ratio_text_vs_stock']
+            target = row_id == 'peer_head'  # the issue's "<= 0.5x the stock head's peak"
+            checks.append({'id': row_id + '_memory', 'label': row['label'] + ': peak memory',
+                           'a_mb': peaks['stock'], 'b_mb': peaks['text'], 'ratio': ratio,
+                           'target': '<= 0.5 (text / stock)' if target else None,
+                           'met': bool(ratio <= 0.5) if target and ratio is not None
+                           else None})
     for row_id in ('vocab_mid', 'vocab_large'):
         row = by_id.get(row_id)
         if row:
@@ -928,7 +1139,7 @@ def memory_checks(rows: Sequence[Dict]) -> List[Dict]:
     return checks
 
 
-ROW_GROUPS = {'detection': rows_detection, 'vocabulary': rows_vocabulary,
+ROW_GROUPS = {'detection': rows_detection, 'vocabulary': rows_vocabulary, 'peer': rows_peer,
               'segmentation': rows_segmentation, 'build': rows_classifier_build,
               'joint': rows_joint_training}
 
@@ -983,7 +1194,7 @@ def format_memory(report: Dict) -> str:
                 f'{check["classifier_alone_growth_mb"]} MB{met}')
         else:
             lines.append(f'  {check["label"]}: stock {check["a_mb"]} MB, text '
-                         f'{check["b_mb"]} MB (text/stock {check["ratio"]})')
+                         f'{check["b_mb"]} MB (text/stock {check["ratio"]}){met}')
     return '\n'.join(lines)
 
 
@@ -1043,11 +1254,12 @@ def format_report(report: Dict) -> str:
     head = [
         f'ovdense {report["ovdense_version"]} benchmark ({s["name"]} sizes) on '
         f'{report["device"]}; torch {report["torch"]}; wall {report["wall_s"]:.0f} s',
-        f'detection: demo Mask R-CNN (nano ICARSwin, FPN 64), train {s["det_train_images"]} x '
+        f'detection: {DETECTORS[s["model"]]}, train {s["det_train_images"]} x '
         f'{s["det_train_hw"][0]}x{s["det_train_hw"][1]} ({s["det_rcnn_samples"]} RoIs/image), '
         f'test 1 x {s["det_test_hw"][0]}x{s["det_test_hw"][1]} ({s["det_test_proposals"]} '
         f'proposals); {s["det_test_note"]}',
-        f'segmentation: UperNet (nano ICARSwin, UPerHead channels {s["seg_channels"]}), test 1 x '
+        f'segmentation: UperNet ({BACKBONES[s["model"]]}, UPerHead channels '
+        f'{s["seg_channels"]}), test 1 x '
         f'{s["seg_test_hw"][0]}x{s["seg_test_hw"][1]}, train {s["seg_train_images"]} x '
         f'{s["seg_train_hw"][0]}x{s["seg_train_hw"][1]}',
         f'text tower (cached embeddings, joint training): icar-roberta-nano hidden '
@@ -1096,8 +1308,9 @@ def run(sizes: Sizes = FULL, device: str = 'auto', out: Optional[str] = None,
     report['all_targets_met'] = all(r['met'] for r in report['rows'] + report['memory']
                                     if r['met'] is not None)
     if out:
+        from ovdense.utils.io import atomic_write
         os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
-        with open(out, 'w', encoding='utf-8') as f:
+        with atomic_write(out, 'w') as f:  # an interrupted run keeps the previous report
             json.dump(report, f, indent=1)
     return report
 
@@ -1111,9 +1324,12 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Cost of the text-generated classifier vs stock heads: a table of ratios '
                     'measured in one run (see docs/benchmarks.md).')
-    parser.add_argument('--tiny', action='store_true',
-                        help='tiny sizes: checks the harness in about a minute; timings '
-                        'meaningless')
+    parser.add_argument('--size', choices=sorted(PRESETS), default='nano',
+                        help="nano (default): the demo's nano detector, every row group; "
+                        "realistic: ICARSwin-T Mask R-CNN at 800x1333, D=256, UperNet at "
+                        "512x512 (about 15 min); tiny: the harness in a minute, timings "
+                        "meaningless")
+    parser.add_argument('--tiny', action='store_true', help='the same as --size tiny')
     parser.add_argument('--device', default='auto', help="'auto' (cuda if available), 'cpu', "
                         "'cuda', 'cuda:1', ...")
     parser.add_argument('--out', default=None,
@@ -1130,14 +1346,15 @@ def parse_args(argv=None):
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    sizes = TINY if args.tiny else FULL
+    preset = 'tiny' if args.tiny else args.size
+    sizes, groups = PRESETS[preset]
     if args.reps:
         sizes = replace(sizes, reps=args.reps)
     dev_type = 'cuda' if (args.device == 'auto' and torch.cuda.is_available()) \
         else args.device.split(':')[0].replace('auto', 'cpu')
-    out = args.out or osp.join(REPO, 'bench_results',
-                               f'benchmark{"-tiny" if args.tiny else ""}-{dev_type}.json')
-    report = run(sizes, args.device, out, args.work_dir, args.only, args.threads,
+    suffix = '' if preset == 'nano' else '-' + preset
+    out = args.out or osp.join(REPO, 'bench_results', f'benchmark{suffix}-{dev_type}.json')
+    report = run(sizes, args.device, out, args.work_dir, args.only or groups, args.threads,
                  log=lambda msg: print(msg, flush=True))
     print()
     print(format_report(report))

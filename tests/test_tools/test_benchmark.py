@@ -68,9 +68,28 @@ def test_tiny_benchmark_run_writes_every_row(tmp_path):
         assert (row['target'] is None) == (row['met'] is None)
         assert row['label'] in proc.stdout
     assert {r['target'] for r in rows.values() if r['target']} == {
-        '<= 1.03', '<= 1.02', '<= 1.1', '<= 1.05', '>= 1', '>= 100', '<= 1.5'}
+        '<= 1.03', '<= 1.02', '<= 1.1', '<= 1.05', '>= 1', '>= 100', '<= 1.5', '<= 1.3',
+        '<= 0.8'}
+    assert set(rows['peer_infer']['extra']['inference_peak_mb']) == {'stock', 'text'}
+    assert set(rows['peer_head']['extra']['peak_mb']) == {'stock', 'text'}
+    assert {'peer_head_memory', 'peer_infer_memory'} <= {c['id'] for c in report['memory']}
     memory = rows['det_train']['extra']['memory']
     assert set(memory) == {'stock', 'text'}
     assert rows['build_vs_open_clip']['extra']['max_abs_diff_vs_open_clip'] < 1e-4
     assert rows['vocab_large']['extra']['embedding_resident_mb'] > 0
     assert str(out) in proc.stdout
+
+
+def test_realistic_preset_is_swin_t_mask_rcnn_with_a_256_dim_text_head(tmp_path):
+    """--size realistic: mmdet's Swin-T Mask R-CNN on ICARSwin-T, D = 256, both heads
+    class-agnostic (the text head's only form), the stock head a plain Shared2FCBBoxHead."""
+    sizes, groups = bench.PRESETS['realistic']
+    assert set(groups) == {'detection', 'vocabulary', 'peer', 'segmentation'}
+    ctx = bench.Context(sizes, bench.Device('cpu'), str(tmp_path))
+    text, stock = ctx.det_model('text', 80), ctx.det_model('stock', 80)
+    assert type(text.backbone).__name__ == 'ICARSwin'
+    assert list(text.neck.in_channels) == [96, 192, 384, 768]  # Swin-T's stages
+    assert text.roi_head.bbox_head.fc_cls.embed_dim == 256
+    assert type(stock.roi_head.bbox_head).__name__ == 'Shared2FCBBoxHead'
+    assert stock.roi_head.bbox_head.fc_cls.out_features == 81
+    assert text.roi_head.bbox_head.fc_cls.in_features == 1024
