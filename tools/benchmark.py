@@ -1260,8 +1260,9 @@ def format_report(report: Dict) -> str:
         f'proposals); {s["det_test_note"]}',
         f'segmentation: UperNet ({BACKBONES[s["model"]]}, UPerHead channels '
         f'{s["seg_channels"]}), test 1 x '
-        f'{s["seg_test_hw"][0]}x{s["seg_test_hw"][1]}, train {s["seg_train_images"]} x '
-        f'{s["seg_train_hw"][0]}x{s["seg_train_hw"][1]}',
+        f'{s["seg_test_hw"][0]}x{s["seg_test_hw"][1]}, ' + (
+            f'train {s["seg_train_images"]} x {s["seg_train_hw"][0]}x{s["seg_train_hw"][1]}'
+            if s['seg_train'] else 'no training rows'),
         f'text tower (cached embeddings, joint training): icar-roberta-nano hidden '
         f'{s["tower_hidden"]}, {s["tower_layers"]} layers; optimizer AdamW lr=0 (same work '
         'every step)',
