@@ -129,10 +129,11 @@ class TextDenseHeadMixin:
         name = type(self).__name__
         spec = text_classifier_spec(text_classifier, name)
         kwargs['num_classes'] = head_num_classes(name, spec, kwargs.get('num_classes'))
-        no_object_weight = self._detr_class_weights(kwargs)
+        class_weights = self._detr_class_weights(kwargs)
         super().__init__(*args, **kwargs)
-        if no_object_weight is not None:
-            self.bg_cls_weight = no_object_weight
+        if class_weights is not None:
+            self.bg_cls_weight = class_weights[1]
+        self._detr_class_weight_split = class_weights
         convs = list(self._classification_convs())
         if not convs:
             raise ConfigError(
@@ -149,7 +150,8 @@ class TextDenseHeadMixin:
     def _detr_class_weights(self, kwargs: Dict) -> Optional[float]:
         """DETRHead turns ``loss_cls.class_weight=w`` (+ ``bg_cls_weight``) into per-column
         weights only when its class is exactly DETRHead: done here for ``TextDETRHead``.
-        Returns the no-object weight, or None."""
+        Returns ``(class weight, no-object weight)``, or None; :meth:`loss_by_feat` sizes the
+        columns to the current vocabulary."""
         from mmdet.models.dense_heads import DETRHead
         loss_cls = kwargs.get('loss_cls')
         if type(self).__bases__[-1] is not DETRHead or not isinstance(loss_cls, dict) or \
@@ -159,7 +161,13 @@ class TextDenseHeadMixin:
         weight = float(loss_cls['class_weight'])
         no_object = float(loss_cls.pop('bg_cls_weight', weight))
         loss_cls['class_weight'] = [weight] * kwargs['num_classes'] + [no_object]
-        return no_object
+        return weight, no_object
+
+    def loss_by_feat(self, *args, **kwargs):
+        split = self.__dict__.get('_detr_class_weight_split')
+        if split is not None:  # softmax DETR: one loss weight per column of this vocabulary
+            self.loss_cls.class_weight = [split[0]] * self.num_classes + [split[1]]
+        return super().loss_by_feat(*args, **kwargs)
 
     # -- classes ---------------------------------------------------------------------------
     @property

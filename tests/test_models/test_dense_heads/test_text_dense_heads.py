@@ -221,6 +221,10 @@ def test_detr_family_head_trains_predicts_and_swaps_vocabulary(relpath, tmp_path
     set_model_vocabulary(model, VOCAB6)
     assert head.num_classes == 6 and head.cls_out_channels == 6 + (not head.loss_cls.use_sigmoid)
     assert int(_predict(model, False).labels.max()) < 6
+    if type(model).__name__ != 'DINO':  # stock DINO's K-way label table: TextDINO's tests
+        model.train()  # trains with 6 classes (vanilla DETR's softmax class weights follow)
+        losses = model(**model.data_preprocessor(_inputs(6, False), True), mode='loss')
+        assert torch.isfinite(sum(v for k, v in losses.items() if 'loss' in k))
     set_model_vocabulary(model, VOCAB4)
     again = _predict(model, False)
     assert torch.equal(again.labels, before.labels) and torch.equal(again.scores, before.scores)
