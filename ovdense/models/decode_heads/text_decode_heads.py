@@ -14,6 +14,10 @@ below) or, for any other head, with ``type='TextDecodeHead', base_type='PSAHead'
 the head is the mixin over the stock class (:func:`text_decode_head` returns the convenience
 class for the heads that have one and makes ``Text<Head>`` for the others).
 
+Other per-class 1x1 convs of a head, named ``*conv_seg`` (DANet's ``pam_conv_seg`` and
+``cam_conv_seg``, trained by its auxiliary losses), become text classifiers too, reading the
+same class embeddings: no K-way layer is left to break a vocabulary swap.
+
 ``text_classifier.background='learned'`` (or ``'zero'``) adds an unlabeled/background column
 K: ground-truth pixels labelled K are trained against it (the ``ZeroLabelAsBackground``
 transform turns ADE-style label 0 into K instead of ignoring it). By default predictions drop
@@ -22,9 +26,10 @@ ignore unlabeled pixels anyway). ``predict_background=True`` keeps it: pixels wh
 is the background get id K, which mmseg's IoUMetric counts as "no class" and its visualizer
 leaves uncoloured (for open-vocabulary pictures, where most of an image may match no name).
 """
-from typing import Dict, Optional, Type
+from typing import Dict, List, Optional, Type
 
 import torch
+import torch.nn as nn
 from mmseg.models.decode_heads import (ASPPHead, DepthwiseSeparableASPPHead, FCNHead, PSPHead,
                                        SegformerHead, UPerHead)
 from mmseg.models.decode_heads.decode_head import BaseDecodeHead
@@ -36,7 +41,7 @@ try:  # user errors: tools print one line and exit 2
 except ImportError:  # pragma: no cover
     ConfigError = ValueError
 from ...text import TextCosineClassifier
-from ...text.classifier import head_num_classes, text_classifier_spec
+from ...text.classifier import head_num_classes, reading_component, text_classifier_spec
 from ..text_variants import text_variant, text_variant_of, without_init_overrides
 
 
@@ -69,6 +74,7 @@ class TextClassifierHeadMixin:
         super().__init__(*args, **kwargs)
         in_features = getattr(self.conv_seg, 'in_channels', self.channels)
         self.conv_seg = TextCosineClassifier(in_features=in_features, **spec)
+        self._extra_classifiers = self._replace_extra_classifiers(spec)
         if predict_background and self.conv_seg.background is None:
             raise ConfigError(f'{name}: predict_background=True needs a background column: '
                               "set text_classifier.background='learned' (or 'zero')")
@@ -77,6 +83,20 @@ class TextClassifierHeadMixin:
         # The stock Normal(std=0.01) override of conv_seg would also hit the projection and a
         # trainable text tower; the classifier initialises itself.
         self.init_cfg = without_init_overrides(self.init_cfg, {'conv_seg'})
+
+    def _replace_extra_classifiers(self, spec: Dict) -> List[str]:
+        """Every other ``*conv_seg`` 1x1 conv with one output per class (DANet's position and
+        channel attention branches) becomes a text classifier reading ``conv_seg``'s class
+        embeddings. Returns their names."""
+        names = []
+        for name, module in list(self.named_children()):
+            if name != 'conv_seg' and name.endswith('conv_seg') and \
+                    isinstance(module, nn.Conv2d) and module.out_channels == self.num_classes:
+                setattr(self, name, TextCosineClassifier(
+                    in_features=module.in_channels,
+                    **reading_component(spec, self.conv_seg.class_embeddings)))
+                names.append(name)
+        return names
 
     # -- classes ---------------------------------------------------------------------------
     @property

@@ -115,3 +115,31 @@ def test_text_decode_head_for_any_head_and_bad_input(tmp_path):
 def _with_label(samples, value):
     samples[0].gt_sem_seg.data[0, 5, 5] = value
     return samples
+
+
+def test_danet_attention_branches_score_with_the_same_class_embeddings(tmp_path):
+    """DANet's position and channel attention branches have their own 1x1 classifiers
+    (auxiliary losses): they become text classifiers of the one class-embedding component,
+    train, and follow a vocabulary swap with conv_seg."""
+    from ovdense.apis import set_model_vocabulary
+    from ovdense.testing.configs import parameters_without_gradient
+    text = dict(vocabulary=VOCAB3, text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    head = build_model('mmseg', dict(type='TextDecodeHead', base_type='DAHead', in_channels=16,
+                                     in_index=0, channels=8, pam_channels=4,
+                                     norm_cfg=dict(type='BN', requires_grad=True),
+                                     text_classifier=text))
+    head.init_weights()
+    classifiers = [head.conv_seg, head.pam_conv_seg, head.cam_conv_seg]
+    assert all(type(c).__name__ == 'TextCosineClassifier' for c in classifiers)
+    assert len({id(c.class_embeddings) for c in classifiers}) == 1
+    assert not [n for n, m in head.named_modules()
+                if isinstance(m, torch.nn.Conv2d) and m.out_channels == 3]
+    outputs = head([torch.randn(2, 16, 8, 8)])
+    assert [tuple(o.shape) for o in outputs] == [(2, 3, 8, 8)] * 3
+    losses = head.loss_by_feat(outputs, seg_inputs(3, size=(8, 8))['data_samples'])
+    assert {'pam_cam.loss_ce', 'pam.loss_ce', 'cam.loss_ce'} <= set(losses)
+    sum(v for k, v in losses.items() if 'loss' in k).backward()
+    assert parameters_without_gradient(head) == []
+    set_model_vocabulary(head, VOCAB3 + ',yellow cross')
+    assert head.num_classes == 4
+    assert [o.shape[1] for o in head([torch.randn(1, 16, 8, 8)])] == [4, 4, 4]
