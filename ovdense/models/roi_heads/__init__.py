@@ -1,8 +1,10 @@
-"""mmdet R-CNN parts with the text classifier: box heads, and a RoI head that scores RoIs a
-chunk at a time at test time (threshold-first post-processing in :mod:`.postprocess`)."""
+"""mmdet R-CNN parts with the text classifier: box heads, a RoI head that scores RoIs a chunk
+at a time at test time (threshold-first post-processing in :mod:`.postprocess`), and Mask
+Scoring R-CNN's RoI head with class-agnostic masks and mask IoU."""
 from .bbox_heads import (TextClassifierMixin, TextConvFCBBoxHead, TextShared2FCBBoxHead,
                          TextShared4Conv1FCBBoxHead)
+from .text_mask_scoring_roi_head import TextMaskScoringRoIHead
 from .text_standard_roi_head import TextStandardRoIHead
 
 __all__ = ['TextClassifierMixin', 'TextConvFCBBoxHead', 'TextShared2FCBBoxHead',
-           'TextShared4Conv1FCBBoxHead', 'TextStandardRoIHead']
+           'TextMaskScoringRoIHead', 'TextShared4Conv1FCBBoxHead', 'TextStandardRoIHead']
