@@ -46,17 +46,21 @@ def test_writes_npy_and_pt_matching_direct_computation(tmp_path):
     assert torch.equal(record['embeddings'], torch.from_numpy(array))
 
 
-def test_user_errors_are_one_line(tmp_path):
+def test_user_errors_are_one_line(tmp_path, capsys):
+    """The entry point in a new interpreter once; the second case through run_cli in this
+    process, as the tool's __main__ runs it (no interpreter start)."""
+    from ovdense.utils.cli import run_cli
     config = tiny_clip_config(str(tmp_path))
-    for args, needle in [
-        (['--vocab', 'not_a_dataset'], 'unknown vocabulary'),
-        (['--vocab', 'a,b', '--checkpoint', str(tmp_path / 'missing.pt')], 'missing.pt'),
-    ]:
-        result = run_tool('--model', config, '--out', str(tmp_path / 'x.npy'), *args)
-        assert result.returncode == 2
-        last_line = result.stderr.strip().splitlines()[-1]
+    common = ['--model', config, '--out', str(tmp_path / 'x.npy')]
+    result = run_tool(*common, '--vocab', 'not_a_dataset')
+    missing = ['--vocab', 'a,b', '--checkpoint', str(tmp_path / 'missing.pt')]
+    code = run_cli(lambda: load_tool('build_text_classifier').main(common + missing))
+    for returncode, stderr, needle in [(result.returncode, result.stderr, 'unknown vocabulary'),
+                                       (code, capsys.readouterr().err, 'missing.pt')]:
+        assert returncode == 2
+        last_line = stderr.strip().splitlines()[-1]
         assert last_line.startswith('error:') and needle in last_line
-        assert 'Traceback' not in result.stderr
+        assert 'Traceback' not in stderr
     assert not (tmp_path / 'x.npy').exists()
 
 

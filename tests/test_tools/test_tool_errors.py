@@ -320,37 +320,28 @@ def test_checkpoints_with_non_finite_weights_are_refused(tmp_path, swin_checkpoi
 # --- tools/test.py: classifier files and checkpoints of another model ---------------------
 
 
-def _test_tool(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, osp.join(REPO, 'tools', 'test.py'), *args],
-                          capture_output=True, text=True, env=ENV, cwd=REPO)
-
-
-def _error_lines(result: subprocess.CompletedProcess) -> list:
-    assert result.returncode == 2 and 'Traceback' not in result.stderr, result.stderr
-    return [line for line in result.stderr.splitlines() if line.startswith('error:')]
-
-
-def test_test_tool_refuses_a_bad_classifier_file_before_building(tmp_path):
+def test_test_tool_refuses_a_bad_classifier_file_before_building(tmp_path, capsys):
     """tools/test.py --vocab X --vocab-embeddings F: one line, before the model is built."""
     embeddings = unit_rows()
     embeddings[2] = float('nan')
     bad = classifier_file(tmp_path / 'bad.pt', embeddings)
     checkpoint = tmp_path / 'model.pth'
     checkpoint.write_bytes(b'')  # never read: the classifier file is refused first
-    result = _test_tool(DET_CONFIG, str(checkpoint), '--work-dir', str(tmp_path / 'work'),
-                        '--vocab', ','.join(CLASSES), '--vocab-embeddings', bad)
-    assert _error_lines(result) == [f"error: classifier file {bad!r}: row 2 ('yak') is not "
-                                    'finite; every class embedding must be a finite, non-zero '
-                                    'vector']
+    line = run_in_process('test', DET_CONFIG, str(checkpoint), '--work-dir',
+                          str(tmp_path / 'work'), '--vocab', ','.join(CLASSES),
+                          '--vocab-embeddings', bad, capsys=capsys)
+    assert line == (f"error: classifier file {bad!r}: row 2 ('yak') is not finite; every class "
+                    'embedding must be a finite, non-zero vector')
     assert not (tmp_path / 'work').exists()
 
 
-def test_test_tool_vocab_embeddings_needs_vocab(tmp_path):
+def test_test_tool_vocab_embeddings_needs_vocab(tmp_path, capsys):
     """Without --vocab the file was silently ignored."""
     classes = classifier_file(tmp_path / 'classes.npy', unit_rows())
-    result = _test_tool(DET_CONFIG, str(tmp_path / 'model.pth'), '--vocab-embeddings', classes)
-    assert _error_lines(result) == [f'error: --vocab-embeddings {classes!r} needs --vocab: the '
-                                    'vocabulary whose classes the file holds, in its order']
+    line = run_in_process('test', DET_CONFIG, str(tmp_path / 'model.pth'),
+                          '--vocab-embeddings', classes, capsys=capsys)
+    assert line == (f'error: --vocab-embeddings {classes!r} needs --vocab: the vocabulary whose '
+                    'classes the file holds, in its order')
 
 
 @pytest.fixture(scope='module')
