@@ -740,17 +740,9 @@ def _scoring_path(bbox_head, feats: torch.Tensor, score_thr: float = 0.05
     runs it: projection and normalisation, then logits, activation and threshold a chunk of
     RoIs at a time (mmdet's default score_thr; the box decoding and NMS that follow are the
     stock head's too)."""
-    from ovdense.models.roi_heads.postprocess import scored_pairs_of_rows
-    fc = bbox_head.fc_cls
-    activation = bbox_head._score_activation()
-
     def path():
         with torch.no_grad():
-            embedded = fc.embed(feats)
-            weights = fc.inference_weights(embedded)
-            scored_pairs_of_rows(
-                lambda start, stop: fc.logits_of_embedded(embedded[start:stop], weights),
-                embedded.shape[0], weights.shape[0], activation, score_thr)
+            bbox_head.scored_pairs_of_embedded(bbox_head.fc_cls.embed(feats), score_thr)
     return path
 
 

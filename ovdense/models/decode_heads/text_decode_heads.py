@@ -26,7 +26,7 @@ ignore unlabeled pixels anyway). ``predict_background=True`` keeps it: pixels wh
 is the background get id K, which mmseg's IoUMetric counts as "no class" and its visualizer
 leaves uncoloured (for open-vocabulary pictures, where most of an image may match no name).
 """
-from typing import Dict, List, Optional, Type
+from typing import Dict, Optional, Type
 
 import torch
 import torch.nn as nn
@@ -74,7 +74,7 @@ class TextClassifierHeadMixin:
         super().__init__(*args, **kwargs)
         in_features = getattr(self.conv_seg, 'in_channels', self.channels)
         self.conv_seg = TextCosineClassifier(in_features=in_features, **spec)
-        self._extra_classifiers = self._replace_extra_classifiers(spec)
+        self._replace_extra_classifiers(spec)
         if predict_background and self.conv_seg.background is None:
             raise ConfigError(f'{name}: predict_background=True needs a background column: '
                               "set text_classifier.background='learned' (or 'zero')")
@@ -84,19 +84,16 @@ class TextClassifierHeadMixin:
         # trainable text tower; the classifier initialises itself.
         self.init_cfg = without_init_overrides(self.init_cfg, {'conv_seg'})
 
-    def _replace_extra_classifiers(self, spec: Dict) -> List[str]:
+    def _replace_extra_classifiers(self, spec: Dict) -> None:
         """Every other ``*conv_seg`` 1x1 conv with one output per class (DANet's position and
         channel attention branches) becomes a text classifier reading ``conv_seg``'s class
-        embeddings. Returns their names."""
-        names = []
+        embeddings."""
         for name, module in list(self.named_children()):
             if name != 'conv_seg' and name.endswith('conv_seg') and \
                     isinstance(module, nn.Conv2d) and module.out_channels == self.num_classes:
                 setattr(self, name, TextCosineClassifier(
                     in_features=module.in_channels,
                     **reading_component(spec, self.conv_seg.class_embeddings)))
-                names.append(name)
-        return names
 
     # -- classes ---------------------------------------------------------------------------
     @property

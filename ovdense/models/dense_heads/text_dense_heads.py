@@ -147,7 +147,7 @@ class TextDenseHeadMixin:
         self.init_cfg = without_init_overrides(self.init_cfg, {p.split('.')[0]
                                                                for p in self._text_cls_paths})
 
-    def _detr_class_weights(self, kwargs: Dict) -> Optional[float]:
+    def _detr_class_weights(self, kwargs: Dict) -> Optional[Tuple[float, float]]:
         """DETRHead turns ``loss_cls.class_weight=w`` (+ ``bg_cls_weight``) into per-column
         weights only when its class is exactly DETRHead: done here for ``TextDETRHead``.
         Returns ``(class weight, no-object weight)``, or None; :meth:`loss_by_feat` sizes the
@@ -164,7 +164,7 @@ class TextDenseHeadMixin:
         return weight, no_object
 
     def loss_by_feat(self, *args, **kwargs):
-        split = self.__dict__.get('_detr_class_weight_split')
+        split = self._detr_class_weight_split
         if split is not None:  # softmax DETR: one loss weight per column of this vocabulary
             self.loss_cls.class_weight = [split[0]] * self.num_classes + [split[1]]
         return super().loss_by_feat(*args, **kwargs)

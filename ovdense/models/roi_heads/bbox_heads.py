@@ -90,12 +90,16 @@ class TextClassifierMixin:
         (:meth:`forward_embedded`): the logits are made, activated
         and thresholded a chunk of RoIs at a time, so the N x K logits never exist at once.
         ``rcnn_test_cfg`` and ``bbox_pred`` are required (see ``TextStandardRoIHead``)."""
-        weights = self.fc_cls.inference_weights(embedded)
-        pairs = scored_pairs_of_rows(
-            lambda start, stop: self.fc_cls.logits_of_embedded(embedded[start:stop], weights),
-            embedded.shape[0], weights.shape[0], self._score_activation(),
-            rcnn_test_cfg.score_thr)
+        pairs = self.scored_pairs_of_embedded(embedded, rcnn_test_cfg.score_thr)
         return self._results_of_pairs(pairs, roi, bbox_pred, img_meta, rescale, rcnn_test_cfg)
+
+    def scored_pairs_of_embedded(self, embedded, score_thr: float):
+        """(RoI index, label, score) of every pair above ``score_thr``, from embedded RoI
+        features: logits made, activated and thresholded a chunk of RoIs at a time."""
+        weights = self.fc_cls.inference_weights(embedded)
+        return scored_pairs_of_rows(
+            lambda start, stop: self.fc_cls.logits_of_embedded(embedded[start:stop], weights),
+            embedded.shape[0], weights.shape[0], self._score_activation(), score_thr)
 
     def _results_of_pairs(self, pairs, roi, bbox_pred, img_meta, rescale, rcnn_test_cfg
                           ) -> InstanceData:
