@@ -21,6 +21,7 @@ def test_setup_env_is_idempotent_and_reuses_the_mmcv_wheel():
                             text=True, env=dict(os.environ, OVDENSE_VENV=venv), timeout=900)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert 'building mmcv' not in result.stdout + result.stderr
+    assert 'already installed from this checkout' in result.stdout  # no editable reinstall
     assert 'environment ready' in result.stdout
     # one line says which kind of mmcv is installed
     assert re.search(r"mmcv 2\.1\.0: (CPU ops only|CUDA ops \(for torch's CUDA [0-9.]+\) and "

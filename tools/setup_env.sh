@@ -12,6 +12,9 @@ TORCHVISION_VERSION=${OVDENSE_TORCHVISION_VERSION:-0.29.1}
 TORCH_INDEX_URL=${OVDENSE_TORCH_INDEX_URL:-}
 MMCV_VERSION=2.1.0
 EXTRAS=${OVDENSE_EXTRAS:-tests,action}
+# setuptools 81 and newer lack pkg_resources, which mmcv's sdist (build_mmcv.sh) and mmengine
+# need; torch asks for setuptools>=77 and pip would take the newest: every install holds the cap
+SETUPTOOLS='setuptools<81'
 WHEEL_CACHE=${OVDENSE_WHEEL_CACHE:-$HOME/.cache/ovdense/wheels}
 
 say() { printf '[setup_env] %s\n' "$*"; }
@@ -21,7 +24,7 @@ die() { printf '[setup_env] ERROR: %s\n' "$*" >&2; exit 1; }
 PY="$(cd "$VENV" && pwd)/bin/python"
 PIP=("$PY" -m pip install --disable-pip-version-check --progress-bar off)
 
-"${PIP[@]}" -q "pip>=23" "setuptools<81" wheel ninja
+"${PIP[@]}" -q "pip>=23" "$SETUPTOOLS" wheel ninja
 
 if ! "$PY" -c "import torch, torchvision, sys; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
   # The index's torch is a CUDA build: about 5.6 GB in the venv. Say so before pip fills the disk.
@@ -31,7 +34,8 @@ if ! "$PY" -c "import torch, torchvision, sys; sys.exit(torch.__version__.split(
 torch==$TORCH_VERSION and the build need about $need_mb MB (OVDENSE_MIN_FREE_MB overrides)"
   say "installing torch==$TORCH_VERSION torchvision==$TORCHVISION_VERSION"
   idx=(); [ -n "$TORCH_INDEX_URL" ] && idx=(--index-url "$TORCH_INDEX_URL")
-  "${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "${idx[@]}"
+  "${PIP[@]}" "torch==$TORCH_VERSION" "torchvision==$TORCHVISION_VERSION" "$SETUPTOOLS" \
+    "${idx[@]}"
 fi
 
 # mmcv with its ops, built once per (torch, Python, ops kind) by tools/build_mmcv.sh:
@@ -41,7 +45,7 @@ want_cuda=$("$PY" -c "import os, torch; ops = os.environ.get('OVDENSE_MMCV_OPS',
 print(int(ops == 'cuda' or (ops == 'auto' and torch.cuda.is_available())))")
 if [ "${mmcv_state%% *}" != "$MMCV_VERSION" ] \
     || { [ "$want_cuda" = 1 ] && [ "${mmcv_state#* }" != cuda ]; }; then
-  "${PIP[@]}" -q addict "mmengine==0.10.7" numpy packaging Pillow pyyaml yapf opencv-python
+  "${PIP[@]}" -q "$SETUPTOOLS" addict "mmengine==0.10.7" numpy packaging Pillow pyyaml yapf opencv-python
   wheel=$(bash "$(dirname "$0")/build_mmcv.sh" "$PY" "$WHEEL_CACHE" | tail -n 1)
   say "installing $wheel"
   "${PIP[@]}" -q --force-reinstall --no-deps "$wheel"
@@ -53,9 +57,18 @@ case "${mmcv_state#* }" in
   *) say "mmcv ${mmcv_state%% *}: CPU ops only (OVDENSE_MMCV_OPS=cuda builds CUDA ops)" ;;
 esac
 
-say "installing ovdense[$EXTRAS] and the OpenMMLab stack"
-# setuptools<81 again: torch may have upgraded it, and mmengine needs pkg_resources at run time.
-"${PIP[@]}" -q -e ".[$EXTRAS]" "setuptools<81"
+# The editable install, skipped when this checkout is already installed with the same setup.py
+# and extras (a reinstall would briefly leave ovdense unimportable for running processes).
+INSTALLED_STAMP="$VENV/.ovdense-installed"
+install_key="$(sha256sum setup.py | cut -c1-16) [$EXTRAS] $(pwd)"
+if [ "$(cat "$INSTALLED_STAMP" 2>/dev/null)" = "$install_key" ]; then
+  say "ovdense[$EXTRAS] already installed from this checkout"
+else
+  say "installing ovdense[$EXTRAS] and the OpenMMLab stack"
+  rm -f "$INSTALLED_STAMP"
+  "${PIP[@]}" -q -e ".[$EXTRAS]" "$SETUPTOOLS"
+fi
 "$PY" -c "import pkg_resources, mmcv.ops, mmdet, mmseg, open_clip, lvis, ovdense" \
   || die "import check failed"
+printf '%s\n' "$install_key" > "$INSTALLED_STAMP"
 say "environment ready: $VENV"
