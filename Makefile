@@ -13,8 +13,12 @@ $(ENV_STAMP): setup.py tools/setup_env.sh tools/build_mmcv.sh
 	bash tools/setup_env.sh
 	touch $@
 
+# One pytest worker per core, at most 4 (TEST_WORKERS=1 runs in one process); each test file
+# stays on one worker, so its module fixtures are made once.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n : 4 )))
+
 test: env
-	$(PY) -m pytest tests $(PYTEST_ARGS)
+	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 # TASKS=det or TASKS=seg runs one task (default: both)
 DEMO_TASKS = $(if $(TASKS),--tasks $(TASKS),)

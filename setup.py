@@ -35,7 +35,7 @@ INSTALL_REQUIRES = [
     'regex',
 ]
 EXTRAS = {
-    'tests': ['pytest>=7', 'pytest-timeout'],
+    'tests': ['pytest>=7', 'pytest-timeout', 'pytest-xdist>=3'],
     'action': ['mmaction2==1.2.0', 'av', 'importlib_metadata'],
 }
 EXTRAS['all'] = sorted({req for reqs in EXTRAS.values() for req in reqs})
