@@ -89,14 +89,16 @@ def tiny_icar_checkpoint(directory: str, text_dim: int = 32, seed: int = 0) -> s
 def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None,
                   icar_checkpoint: Optional[str] = None) -> Config:
     """Load ``path`` and replace everything large or external by tiny local stand-ins; the
-    iCAR backbones load ``icar_checkpoint`` (:func:`tiny_icar_checkpoint`) when given."""
+    iCAR backbones load ``icar_checkpoint`` (:func:`tiny_icar_checkpoint`) when given.
+    Vocabulary and class-frequency files are replaced whether or not they exist where the
+    tests run. For a config with its real settings, see :mod:`ovdense.testing.worlds`."""
     cfg = Config.fromfile(path)
     tower = tiny_clip_config(tmp_dir)
     for node in _walk(cfg.model):
         _shrink_backbone(node, tmp_dir, icar_checkpoint)
         if isinstance(node.get('init_cfg'), dict) and node.init_cfg.get('type') == 'Pretrained':
             node['init_cfg'] = None  # tests never fetch weights
-        if _is_missing_file(node.get('class_frequencies_file')):
+        if _is_file(node.get('class_frequencies_file')):
             node['class_frequencies_file'] = None
         classifier = _class_embeddings_node(node)
         if classifier is not None:
@@ -110,13 +112,13 @@ def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None,
             stand_in = None
             if vocabulary is not None:
                 stand_in = vocabulary
-            elif _is_missing_file(classifier.get('vocabulary')):  # dataset-made vocab files
+            elif _is_file(classifier.get('vocabulary')):  # vocabularies made with datasets
                 # heads may leave num_classes to the vocabulary: the config's own count then
                 count = node.get('num_classes') or cfg.get('num_classes')
                 if not count:
                     raise ValueError(f'{path}: vocabulary file {classifier.get("vocabulary")!r} '
-                                     'is missing and no num_classes says how many stand-in '
-                                     'classes to make')
+                                     'and no num_classes saying how many stand-in classes to '
+                                     'make')
                 stand_in = [f'class {i}' for i in range(count)]
             if stand_in is not None:
                 classifier['vocabulary'] = stand_in
@@ -159,9 +161,9 @@ def _shrink_backbone(node: ConfigDict, tmp_dir: str, icar_checkpoint: Optional[s
                     window_size=(2, 4, 4))
 
 
-def _is_missing_file(spec) -> bool:
-    return isinstance(spec, str) and spec.endswith(('.json', '.txt', '.yaml', '.yml')) \
-        and not osp.isfile(spec)  # noqa: E127
+def _is_file(spec) -> bool:
+    """A path (replaced whether or not it exists here: no dependence on the checkout)."""
+    return isinstance(spec, str) and spec.endswith(('.json', '.txt', '.yaml', '.yml'))
 
 
 def _shrink_neck(model: ConfigDict) -> None:
@@ -190,13 +192,13 @@ def _shrink_proposals(model: ConfigDict) -> None:
                 stage.sampler['num'] = min(stage.sampler.get('num', 64), 64)
 
 
-def _shrink_cls_head(model: ConfigDict) -> None:
+def _shrink_cls_head(model: ConfigDict, keep_projection: bool = False) -> None:
     """mmaction: the recognition head reads the tiny 3D backbone's last stage; no pretrained
-    projection is loaded."""
+    projection is loaded unless ``keep_projection``."""
     head, backbone = model.get('cls_head'), model.get('backbone', {})
     if isinstance(head, dict) and backbone.get('type') == 'ICARSwin3D':
         head['in_channels'] = TINY_SWIN['embed_dims'] * 8
-        if 'projection_checkpoint' in head:
+        if 'projection_checkpoint' in head and not keep_projection:
             head['projection_checkpoint'] = None
 
 
@@ -283,6 +285,16 @@ def parameters_without_gradient(model) -> List[str]:
     """Trainable parameters that the last backward gave no gradient: under mmengine's default
     DDP wrapper (``find_unused_parameters=False``) any of them stops multi-GPU training."""
     return [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+
+
+def cpu_optim_wrapper(optim_wrapper: dict) -> dict:
+    """The config's optimizer wrapper as it runs on a CPU: ``AmpOptimWrapper`` (CUDA only)
+    becomes ``OptimWrapper``; optimizer and parameter groups are unchanged."""
+    optim = dict(optim_wrapper)
+    if optim.get('type') == 'AmpOptimWrapper':
+        optim.update(type='OptimWrapper')
+        optim.pop('loss_scale', None)
+    return optim
 
 
 def copy_config(cfg: Config) -> Config:

@@ -22,7 +22,7 @@ def train_two_steps(config: str, work_dir: str, rank: int) -> None:
     from mmengine.optim import build_optim_wrapper
     from mmengine.registry import MODELS, init_default_scope
 
-    from .configs import shrink_config, tiny_icar_checkpoint
+    from .configs import cpu_optim_wrapper, shrink_config, tiny_icar_checkpoint
     from .inputs import training_batch
     os.makedirs(work_dir, exist_ok=True)
     cfg = shrink_config(config, work_dir, icar_checkpoint=tiny_icar_checkpoint(work_dir))
@@ -35,11 +35,7 @@ def train_two_steps(config: str, work_dir: str, rank: int) -> None:
     ddp = MMDistributedDataParallel(
         module=model, broadcast_buffers=False,
         find_unused_parameters=bool(cfg.get('find_unused_parameters', False)))
-    optim = dict(cfg.optim_wrapper)
-    if optim.get('type') == 'AmpOptimWrapper':  # CUDA only; the parameter groups are the same
-        optim.update(type='OptimWrapper')
-        optim.pop('loss_scale', None)
-    optim_wrapper = build_optim_wrapper(ddp, optim)
+    optim_wrapper = build_optim_wrapper(ddp, cpu_optim_wrapper(cfg.optim_wrapper))
     ddp.train()
     for step in range(2):  # other batches on each rank
         ddp.train_step(training_batch(model, scope, seed=100 * step + rank), optim_wrapper)
