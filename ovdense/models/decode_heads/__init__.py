@@ -2,7 +2,8 @@
 from .text_decode_heads import (TextASPPHead, TextClassifierHeadMixin, TextDecodeHead,
                                 TextDepthwiseSeparableASPPHead, TextFCNHead, TextPSPHead,
                                 TextSegformerHead, TextUPerHead, text_decode_head)
+from .text_knet_head import TextIterativeDecodeHead
 
 __all__ = ['TextASPPHead', 'TextClassifierHeadMixin', 'TextDecodeHead',
-           'TextDepthwiseSeparableASPPHead', 'TextFCNHead', 'TextPSPHead', 'TextSegformerHead',
-           'TextUPerHead', 'text_decode_head']
+           'TextDepthwiseSeparableASPPHead', 'TextFCNHead', 'TextIterativeDecodeHead',
+           'TextPSPHead', 'TextSegformerHead', 'TextUPerHead', 'text_decode_head']

@@ -143,3 +143,96 @@ def test_danet_attention_branches_score_with_the_same_class_embeddings(tmp_path)
     set_model_vocabulary(head, VOCAB3 + ',yellow cross')
     assert head.num_classes == 4
     assert [o.shape[1] for o in head([torch.randn(1, 16, 8, 8)])] == [4, 4, 4]
+
+
+def _knet(tmp_path, vocabulary=VOCAB3, **text):
+    """mmseg's stock K-Net (FCN kernel generate head, 3 kernel update stages) at test size,
+    its decode head renamed TextIterativeDecodeHead with a text_classifier."""
+    from mmengine.model import revert_sync_batchnorm
+
+    from ovdense.testing.configs import installed_config
+    cfg = installed_config('mmseg', 'knet/knet-s3_r50-d8_fcn_8xb2-adamw-80k_ade20k-512x512.py')
+    model = cfg.model
+    model.pretrained = None
+    model.backbone.depth = 18
+    model.auxiliary_head = None
+    model.data_preprocessor.size = (32, 32)
+    head = model.decode_head
+    head.type = 'TextIterativeDecodeHead'
+    head.text_classifier = dict(vocabulary=vocabulary,
+                                text_tower=tiny_text_tower_cfg(str(tmp_path)), **text)
+    head.kernel_generate_head.update(in_channels=512, channels=16, num_classes=None)
+    for stage in head.kernel_update_head:
+        stage.update(in_channels=16, out_channels=16, feedforward_channels=32, num_heads=2)
+        stage.kernel_updator_cfg.update(in_channels=16, feat_channels=16, out_channels=16)
+    built = revert_sync_batchnorm(build_model('mmseg', model))
+    built.init_weights()
+    return built
+
+
+def test_knet_kernels_are_the_class_embeddings(tmp_path):
+    """K-Net: the kernel generate head's conv_seg is the text classifier and the initial class
+    kernels come from its class embeddings (scale x projection^T at initialisation): the model
+    trains (every parameter gets a gradient at every stage), predicts, and the number of
+    kernels follows a vocabulary swap (no K-way layer left)."""
+    from ovdense.apis import set_model_vocabulary
+    from ovdense.apis.vocabulary import text_classifiers
+    from ovdense.models.decode_heads import TextIterativeDecodeHead
+    from ovdense.testing.configs import parameters_without_gradient
+    model = _knet(tmp_path)
+    head = model.decode_head
+    assert isinstance(head, TextIterativeDecodeHead) and len(text_classifiers(model)) == 1
+    classifier = head.text_classifier
+    with torch.no_grad():
+        expected = classifier.scale * classifier.class_embeddings.fixed(torch.device('cpu')) \
+            @ classifier.projection.weight
+        assert torch.allclose(head.class_kernels(2, torch.device('cpu'))[1, :, :, 0, 0],
+                              expected, atol=1e-6)
+    model.train()
+    data = model.data_preprocessor(seg_inputs(3, size=(32, 32)), True)
+    losses = model(**data, mode='loss')
+    assert {f'decode.loss_ce.s{i}' for i in range(4)} <= set(losses)  # stage 0 + 3 updates
+    total = sum(v for k, v in losses.items() if 'loss' in k)
+    assert torch.isfinite(total)
+    total.backward()
+    assert parameters_without_gradient(model) == []
+    model.eval()
+    with torch.no_grad():
+        data = model.data_preprocessor(seg_inputs(3, batch=1, size=(32, 32)), False)
+        assert model(**data, mode='predict')[0].seg_logits.data.shape[0] == 3
+        set_model_vocabulary(model, VOCAB3 + ',yellow cross')
+        assert model(**data, mode='predict')[0].seg_logits.data.shape[0] == 4
+    assert not [n for n, m in model.named_modules() if isinstance(m, (torch.nn.Conv2d,
+                torch.nn.Linear)) and 3 in (getattr(m, 'out_channels', None),
+                                            getattr(m, 'out_features', None))]
+
+
+def test_knet_novel_class_kernels_are_left_out_of_training_at_every_stage(tmp_path):
+    from ovdense.text.classifier import NOVEL_TRAINING_LOGIT
+    model = _knet(tmp_path, novel_classes=['green square'])
+    model.train()
+    stages = model.decode_head(model.extract_feat(torch.randn(1, 3, 32, 32)))
+    assert len(stages) == 4
+    for seg in stages:
+        assert bool((seg[:, 2] == NOVEL_TRAINING_LOGIT).all())
+        assert not bool((seg[:, :2] == NOVEL_TRAINING_LOGIT).any())
+
+
+def test_knet_through_text_decode_head_and_bad_input(tmp_path):
+    from mmseg.models.decode_heads import IterativeDecodeHead
+
+    from ovdense.models.decode_heads import TextIterativeDecodeHead, text_decode_head
+    from ovdense.utils.cli import ConfigError
+    assert text_decode_head(IterativeDecodeHead) is TextIterativeDecodeHead
+    knet = dict(type='TextDecodeHead', base_type='IterativeDecodeHead', num_stages=1,
+                kernel_generate_head=dict(type='FCNHead', in_channels=8, channels=8,
+                                          num_convs=1),
+                kernel_update_head=[dict(
+                    type='KernelUpdateHead', in_channels=8, out_channels=8, num_heads=2,
+                    feedforward_channels=16, kernel_updator_cfg=dict(
+                        type='KernelUpdator', in_channels=8, feat_channels=8, out_channels=8))])
+    text = dict(vocabulary=VOCAB3, text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    head = build_model('mmseg', dict(knet, text_classifier=text))
+    assert isinstance(head, TextIterativeDecodeHead) and head.num_classes == 3
+    with pytest.raises(ConfigError, match='background is not supported'):
+        build_model('mmseg', dict(knet, text_classifier=dict(text, background='learned')))
