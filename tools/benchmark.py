@@ -25,14 +25,17 @@ Rows (the issue "the text-generated classifier must cost (almost) nothing"):
    new ``FrozenTextEmbedder``: key, tower construction, encoding, cache write);
 5. joint text-tower training: training step with the tower trainable (one sampled prompt per
    class) vs frozen cached embeddings, K = 1203, with the demo's softmax loss (the target) and
-   with the LVIS configs' federated sigmoid loss (only the scored classes are encoded).
+   with the LVIS configs' federated sigmoid loss (only the scored classes are encoded);
+6. one-stage and DETR-family heads: mmdet's stock FCOS and DINO-4scale configs on the same
+   backbone, their own heads vs the text heads, K = 1203, training step and inference, and the
+   text FCOS head's peak inference memory at K = 21,000 over K = 80.
 
 Timing rules: the optimizers run with lr = 0 and every step re-seeds the RNG, so each
 repetition does exactly the same work (same proposals, same sampled RoIs). Peak memory is
 the peak of the live tensor bytes during one step over those live when it starts: on CPU from
 the profiler's memory timeline, on CUDA ``max_memory_allocated`` over ``memory_allocated``.
 
-    python tools/benchmark.py                   # nano sizes, every row (< 10 min on 2 cores)
+    python tools/benchmark.py                   # nano sizes, every row (~10 min on 2 cores)
     python tools/benchmark.py --size realistic  # ICARSwin-T Mask R-CNN 800x1333, D = 256,
                                                 # UperNet 512x512: rows 1-3 (~15 min)
     python tools/benchmark.py --tiny            # the harness at tiny sizes (seconds)
@@ -66,7 +69,8 @@ ROW_IDS = ('det_train', 'det_infer', 'vocab_mid', 'vocab_large', 'scoring_vs_bar
            'scoring_vs_bare_mid', 'scoring_vs_bare_large', 'vocab_large_test_scale',
            'peer_head', 'peer_infer', 'seg_small_infer',
            'seg_small_train', 'seg_large_infer', 'seg_large_train', 'build_vs_open_clip',
-           'build_warm_vs_cold', 'joint_train', 'joint_train_federated')
+           'build_warm_vs_cold', 'joint_train', 'joint_train_federated', 'dense_train',
+           'dense_infer', 'detr_train', 'detr_infer')
 SCORE_THR_NO_DETECTIONS = 1.01  # above any softmax score: see Sizes.det_test_note
 
 
@@ -121,6 +125,12 @@ class Sizes:
     build_embed_dim: int = 64
     build_batch: int = 256                       # ovdense's encode batch size
     build_openclip_classes_per_batch: int = 10   # open_clip's default
+    # one-stage and DETR-family heads (row 6): mmdet's stock FCOS and DINO-4scale configs on
+    # the same backbone, at det_classes; the dense head's memory also at peer_classes
+    dense_config: str = 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py'
+    detr_config: str = 'dino/dino-4scale_r50_8xb2-12e_coco.py'
+    detr_queries: Optional[int] = None           # None: the config's (900)
+    detr_layers: Optional[int] = None            # None: the config's (6 encoder, 6 decoder)
     # repetitions
     warmup: int = 2
     reps: int = 8
@@ -150,7 +160,7 @@ TINY = Sizes(name='tiny', det_train_images=1, det_train_hw=(64, 64), det_test_hw
              tower_layers=1, build_classes=24, build_templates=4, build_width=32,
              build_context=20, build_embed_dim=32, warmup=1, reps=2, reps_secondary=2,
              build_reps=1, build_chunks=2,
-             micro_reps=2, peer_classes=2000)
+             micro_reps=2, peer_classes=2000, detr_queries=30, detr_layers=1)
 # preset -> (sizes, row groups; None: all)
 PRESETS = {'nano': (FULL, None), 'tiny': (TINY, None),
            'realistic': (REALISTIC, ('detection', 'vocabulary', 'peer', 'segmentation'))}
@@ -403,6 +413,35 @@ class Context:
         return demo_mm_inputs(batch_size=batch, image_shapes=[(3, *hw)] * batch,
                               num_items=[s.det_gt_per_image] * batch,
                               num_classes=num_classes, with_mask=True)
+
+    # -- one-stage and DETR-family detectors (row 6) ------------------------------------------
+    def dense_model(self, relpath: str, head: str, num_classes: int):
+        """mmdet's stock config ``relpath`` (FCOS, DINO, ...) on the benchmark's backbone;
+        ``head='text'``: the head adopts the text classifier by its type alone, as the README
+        says (``TextDenseHead(base_type=...)``; DETR family: ``Text<Head>`` and ``TextDINO``)."""
+        from ovdense.testing.configs import installed_config
+        s = self.sizes
+        model = installed_config('mmdet', relpath).model
+        model.data_preprocessor.pop('batch_augments', None)
+        channels = [self.backbone_cfg()['arch']['embed_dims'] * 2 ** i for i in range(4)]
+        indices = tuple(model.backbone.out_indices)
+        model.backbone = dict(self.backbone_cfg(), out_indices=indices)
+        model.neck.in_channels = [channels[i] for i in indices]
+        if 'encoder' in model:  # DETR family
+            model.num_queries = s.detr_queries or model.num_queries
+            if s.detr_layers:
+                model.encoder.num_layers = model.decoder.num_layers = s.detr_layers
+        bbox = model.bbox_head
+        bbox.num_classes = num_classes
+        if head == 'text':
+            if 'encoder' in model:
+                bbox.type = 'Text' + bbox.type
+                if model.type == 'DINO':
+                    model.type = 'TextDINO'  # denoising label queries from the embeddings
+            else:
+                bbox.base_type, bbox.type = bbox.type, 'TextDenseHead'
+            bbox.text_classifier = self.text_classifier(self.vocabulary(num_classes))
+        return _build(model.to_dict(), 'mmdet', self.device)
 
     # -- segmentation ----------------------------------------------------------------------
     def seg_model(self, head: str, num_classes: int):
@@ -843,6 +882,68 @@ def _row_peer_heads(ctx: Context, models: Dict, k: int) -> Dict:
                'peak_mb_ratio_text_vs_stock': _ratio(peaks['text'], peaks['stock'])})
 
 
+def rows_dense(ctx: Context, log: Callable[[str], None]) -> List[Dict]:
+    """6. one-stage and DETR-family heads: mmdet's stock FCOS and DINO with their own heads
+    vs the same heads with the text classifier, K = det_classes, training step and inference
+    (targets: <= 1.10 and <= 1.05); the text FCOS head's peak inference memory at
+    K = peer_classes over K = 80 (the memory check ``dense_large``)."""
+    s, dev = ctx.sizes, ctx.device
+    group = '6. one-stage and DETR-family heads'
+    k = s.det_classes
+    rows = []
+    for row_id, relpath, name in (('dense', s.dense_config, 'FCOS'),
+                                  ('detr', s.detr_config, 'DINO-4scale')):
+        models = {'stock': ctx.dense_model(relpath, 'stock', k),
+                  'text': ctx.dense_model(relpath, 'text', k)}
+        head = type(models['stock'].bbox_head).__name__
+        a = f'stock {head} ({relpath})'
+        b = f'{type(models["text"].bbox_head).__name__} (cached text embeddings)'
+        log(f'  {name}, K = {k}: training steps ...')
+        train_data = ctx.det_inputs(True, k)
+        times = interleave({n: train_step(m, train_data) for n, m in models.items()},
+                           s.reps, s.warmup, dev)
+        rows.append(make_row(f'{row_id}_train', group, f'{name} training step, K={k}', a, b,
+                             times['stock'], times['text'], ('<=', 1.10)))
+        log(f'  {name}, K = {k}: inference ...')
+        infer = {n: infer_step(m, ctx.det_inputs(False, k)) for n, m in models.items()}
+        times = interleave(infer, s.reps, s.warmup, dev)
+        extra = {}
+        if row_id == 'dense':
+            extra = _dense_memory_growth(ctx, models['text'], infer['text'])
+        rows.append(make_row(f'{row_id}_infer', group, f'{name} inference, K={k}', a, b,
+                             times['stock'], times['text'], ('<=', 1.05), extra=extra))
+        del models, infer
+        gc.collect()
+    return rows
+
+
+def _dense_memory_growth(ctx: Context, text_model, infer_k: Callable[[], None]) -> Dict:
+    """Peak inference memory of the text dense head at K = 80 and K = peer_classes, with the
+    two units of growth: dK x D x 4 B (the class embeddings) and dK x locations x 4 B (the
+    scores of every location for every class)."""
+    from ovdense.apis.vocabulary import text_classifiers
+    s, dev = ctx.sizes, ctx.device
+    k_large = s.peer_classes
+    peaks = {}
+    for k in (80, k_large):
+        model = ctx.dense_model(s.dense_config, 'text', k)
+        fn = infer_step(model, ctx.det_inputs(False, k))
+        fn()  # loads the embeddings: resident, not part of a call's peak
+        peaks[k] = dev.peak_bytes(fn)
+        embed_dim = int(text_classifiers(model.bbox_head)[0].embed_dim)
+        h, w = s.det_test_hw
+        locations = sum((h + st - 1) // st * ((w + st - 1) // st)
+                        for st in model.bbox_head.strides)
+        del model
+    dk = k_large - 80
+    return {'dense_memory': {
+        'k_small': 80, 'k_large': k_large, 'peak_mb_small': _mb(peaks[80]),
+        'peak_mb_large': _mb(peaks[k_large]), 'growth_mb': _mb(peaks[k_large] - peaks[80]),
+        'growth_unit_kd_mb': round(dk * embed_dim * 4 / 2 ** 20, 2),
+        'growth_unit_locations_k_mb': round(dk * locations * 4 / 2 ** 20, 2),
+        'locations': locations, 'embed_dim': embed_dim}}
+
+
 def rows_segmentation(ctx: Context, log: Callable[[str], None]) -> List[Dict]:
     """3. UperNet stock conv_seg vs text cosine classifier, K = 150 and 847."""
     s, dev = ctx.sizes, ctx.device
@@ -1108,6 +1209,19 @@ def memory_checks(rows: Sequence[Dict]) -> List[Dict]:
                            'target': '<= 0.5 (text / stock)' if target else None,
                            'met': bool(ratio <= 0.5) if target and ratio is not None
                            else None})
+    row = by_id.get('dense_infer')
+    if row and 'dense_memory' in row['extra']:
+        e = row['extra']['dense_memory']
+        allowed = round(2 * e['growth_unit_kd_mb'] + 2, 2)
+        checks.append({
+            'id': 'dense_large_memory',
+            'label': f'FCOS text head inference, K={e["k_small"]} -> {e["k_large"]}: peak '
+                     'memory growth',
+            'a_mb': e['peak_mb_small'], 'b_mb': e['peak_mb_large'],
+            'growth_mb': e['growth_mb'], 'growth_unit_kd_mb': e['growth_unit_kd_mb'],
+            'growth_unit_locations_k_mb': e['growth_unit_locations_k_mb'],
+            'allowed_growth_mb': allowed, 'target': 'growth ~ K x D only',
+            'met': bool(e['growth_mb'] <= allowed)})
     for row_id in ('vocab_mid', 'vocab_large'):
         row = by_id.get(row_id)
         if row:
@@ -1133,7 +1247,7 @@ def memory_checks(rows: Sequence[Dict]) -> List[Dict]:
 
 ROW_GROUPS = {'detection': rows_detection, 'vocabulary': rows_vocabulary, 'peer': rows_peer,
               'segmentation': rows_segmentation, 'build': rows_classifier_build,
-              'joint': rows_joint_training}
+              'joint': rows_joint_training, 'dense': rows_dense}
 
 
 # ------------------------------------------------------------------------------------------
@@ -1175,7 +1289,13 @@ def format_memory(report: Dict) -> str:
     for check in report.get('memory', []):
         met = '' if check['met'] is None else (
             f'; target {check["target"]}: {"yes" if check["met"] else "MISSED"}')
-        if 'growth_mb' in check:
+        if 'growth_unit_locations_k_mb' in check:
+            lines.append(
+                f'  {check["label"]}: {check["a_mb"]} -> {check["b_mb"]} MB, growth '
+                f'{check["growth_mb"]} MB; dK x D x 4 B = {check["growth_unit_kd_mb"]} MB, '
+                f'dK x locations x 4 B = {check["growth_unit_locations_k_mb"]} MB; allowed '
+                f'{check["allowed_growth_mb"]} MB{met}')
+        elif 'growth_mb' in check:
             lines.append(
                 f'  {check["label"]}: {check["a_mb"]} -> {check["b_mb"]} MB, growth '
                 f'{check["growth_mb"]} MB = {check["growth_in_nk_units"]} x (dK x N x 4 B = '

@@ -72,7 +72,12 @@ def test_tiny_benchmark_run_writes_every_row(tmp_path):
         '<= 0.8'}
     assert set(rows['peer_infer']['extra']['inference_peak_mb']) == {'stock', 'text'}
     assert set(rows['peer_head']['extra']['peak_mb']) == {'stock', 'text'}
-    assert {'peer_head_memory', 'peer_infer_memory'} <= {c['id'] for c in report['memory']}
+    assert {'peer_head_memory', 'peer_infer_memory', 'dense_large_memory'} <= {
+        c['id'] for c in report['memory']}
+    # stock FCOS / DINO configs whose heads adopted the text classifier by their type alone
+    assert rows['dense_infer']['a'].startswith('stock FCOSHead')
+    assert rows['dense_infer']['b'].startswith('TextFCOSHead')
+    assert rows['detr_train']['b'].startswith('TextDINOHead')
     memory = rows['det_train']['extra']['memory']
     assert set(memory) == {'stock', 'text'}
     assert rows['build_vs_open_clip']['extra']['max_abs_diff_vs_open_clip'] < 1e-4
