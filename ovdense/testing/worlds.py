@@ -39,7 +39,7 @@ def config_world(path: str, root: str) -> Config:
         raise RuntimeError(f'config_world: run it with {root!r} as the working directory')
     cfg = Config.fromfile(path)
     shrink_sizes(cfg, root)
-    write_datasets(cfg, root)  # first: the demo generator wants its folder to itself
+    write_datasets(cfg)  # first: the demo generator wants its folder to itself
     write_model_files(cfg)
     cfg.work_dir = osp.join(root, 'work')
     cfg.launcher = 'none'
@@ -247,7 +247,7 @@ def write_open_clip_checkpoint(path: str, model_config: str, seed: int = 0) -> N
 
 
 # -- data ----------------------------------------------------------------------------------------
-def write_datasets(cfg: Config, root: str) -> None:
+def write_datasets(cfg: Config) -> None:
     """The files of every dataset of the config's dataloaders, in the dataset class's format."""
     demo_roots = {}
     for dataset in _datasets(cfg):
@@ -282,9 +282,9 @@ def _datasets(cfg: Config) -> Iterator[dict]:
                 yield dataset
 
 
-def _demo_data_root(data_root: str) -> Optional[str]:
-    """The demo data folder (tools/make_demo_data.py's output) a dataset reads, if any."""
-    parts = osp.normpath(data_root).split(os.sep)
+def _demo_data_root(path: str) -> Optional[str]:
+    """The demo data folder (tools/make_demo_data.py's output) holding ``path``, if any."""
+    parts = osp.normpath(path).split(os.sep)
     for i, part in enumerate(parts):
         if part.startswith('ovdense_demo'):
             return os.sep.join(parts[:i + 1])

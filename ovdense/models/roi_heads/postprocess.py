@@ -37,20 +37,26 @@ def scored_pairs(cls_score: torch.Tensor, activation: Callable[[torch.Tensor], t
 
 
 def scored_pairs_of_rows(logit_rows: Callable[[int, int], torch.Tensor], num_rois: int,
-                         num_columns: int, activation, score_thr: float
+                         num_columns: int, activation, score_thr: float,
+                         background_last: bool = True
                          ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`scored_pairs` of logits made a chunk of rows at a time by
-    ``logit_rows(start, stop)``: the N x (K + 1) logits need never exist at once."""
+    ``logit_rows(start, stop)``: the N x (K + 1) logits need never exist at once.
+    ``background_last=False``: every column is a class (sigmoid scores)."""
     rows = max(1, SCORE_CHUNK_ELEMENTS // num_columns)
     # at least one (maybe empty) chunk: an image without RoIs gives empty columns
-    parts = [_chunk_pairs(logit_rows(start, start + rows), activation, score_thr, start)
+    parts = [_chunk_pairs(logit_rows(start, start + rows), activation, score_thr, start,
+                          background_last)
              for start in range(0, max(num_rois, 1), rows)]
     return tuple(torch.cat(column) for column in zip(*parts))
 
 
-def _chunk_pairs(logits: torch.Tensor, activation, score_thr: float, first_roi: int):
+def _chunk_pairs(logits: torch.Tensor, activation, score_thr: float, first_roi: int,
+                 background_last: bool = True):
     """:func:`scored_pairs` of a chunk of rows; its activated scores are freed on return."""
-    scores = activation(logits)[:, :-1]
+    scores = activation(logits)
+    if background_last:
+        scores = scores[:, :-1]
     # Most rows hold no score above the threshold. Their maximum rules them out in one
     # read, which costs far less than comparing and nonzero over the whole chunk; a NaN
     # maximum is kept so that such rows are judged element by element, as mmdet does.

@@ -103,6 +103,49 @@ def test_stock_dense_head_trains_predicts_and_swaps_vocabulary(relpath, masks, t
     assert torch.equal(again.scores, before.scores)
 
 
+# heads on mmdet's own dense post-processing with sigmoid scores (RTMDet-tiny: one classifier
+# per level), and one that keeps the stock path (YOLOX: its own post-processing)
+CHUNKED = ['retinanet/retinanet_r50_fpn_1x_coco.py', 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
+           'atss/atss_r50_fpn_1x_coco.py', 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py']
+
+
+@pytest.mark.parametrize('relpath', CHUNKED, ids=[p.split('/')[0] for p in CHUNKED])
+def test_chunked_dense_inference_equals_mmdet(relpath, tmp_path, monkeypatch):
+    """Test-time scores made from the embedded features a chunk of locations at a time (the
+    locations x K scores never exist at once) give mmdet's detections: boxes, scores and
+    labels in the same order; exactly when a level fits one chunk, and within float32
+    rounding of the products (1e-6) with many chunks. A spy shows each path ran."""
+    import ovdense.models.dense_heads.text_dense_heads as dense
+    import ovdense.models.roi_heads.postprocess as postprocess
+    names = ','.join(f'class {i}' for i in range(40))
+    model, head = _text_model(relpath, tmp_path)
+    set_model_vocabulary(model, names)
+    # many candidates, a real top-k cut; untrained RTMDet boxes are empty: keep them
+    head.test_cfg.update(score_thr=0.002, nms_pre=60, min_bbox_size=-1)
+    levels = []
+    real_level_top_scores = dense._level_top_scores
+    monkeypatch.setattr(dense, '_level_top_scores',
+                        lambda *a: levels.append(1) or real_level_top_scores(*a))
+    one_chunk = _predict(model, False)
+    monkeypatch.setattr(postprocess, 'SCORE_CHUNK_ELEMENTS', 200)  # many chunks per level
+    chunks = _predict(model, False)
+    assert levels and len(one_chunk) > 0
+    levels.clear()
+    monkeypatch.setattr(head, '_stock_sigmoid_postprocessing', lambda: False)
+    stock = _predict(model, False)
+    assert not levels
+    for key in ('bboxes', 'scores', 'labels'):
+        torch.testing.assert_close(one_chunk[key], stock[key], rtol=0, atol=0)
+        torch.testing.assert_close(chunks[key], stock[key], rtol=0, atol=1e-6 if key != 'labels'
+                                   else 0)
+
+
+def test_heads_with_their_own_postprocessing_keep_the_stock_path(tmp_path):
+    model, head = _text_model('yolox/yolox_tiny_8xb8-300e_coco.py', tmp_path)
+    assert not head._stock_sigmoid_postprocessing()
+    assert len(_predict(model, False).scores) >= 0  # predicts through YOLOX's own path
+
+
 def test_per_level_classifiers_score_one_component(tmp_path):
     """RTMDet's SepBN head has one classification conv per level: all of them read ONE
     class-embedding component (one tower in memory and in the checkpoint)."""
