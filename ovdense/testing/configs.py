@@ -287,6 +287,18 @@ def parameters_without_gradient(model) -> List[str]:
     return [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
 
 
+def backward_of_losses(model, losses: dict) -> List[str]:
+    """Sums a model's loss terms (a list term by its sum), requires the total to be finite,
+    runs backward and returns :func:`parameters_without_gradient`."""
+    import torch
+    total = sum(sum(v) if isinstance(v, (list, tuple)) else v for k, v in losses.items()
+                if 'loss' in k)
+    if not torch.isfinite(total):
+        raise AssertionError(f'the total loss is not finite: {losses}')
+    total.backward()
+    return parameters_without_gradient(model)
+
+
 def cpu_optim_wrapper(optim_wrapper: dict) -> dict:
     """The config's optimizer wrapper as it runs on a CPU: ``AmpOptimWrapper`` (CUDA only)
     becomes ``OptimWrapper``; optimizer and parameter groups are unchanged."""

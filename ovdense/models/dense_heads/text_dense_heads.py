@@ -324,8 +324,9 @@ def _level_top_scores(classifier: TextCosineClassifier, embedded: torch.Tensor,
     weights = classifier.inference_weights(rows)
     row_index, labels, scores = scored_pairs_of_rows(
         lambda start, stop: classifier.logits_of_embedded(rows[start:stop], weights),
-        rows.shape[0], weights.shape[0], torch.sigmoid, score_thr, background_last=False)
-    # the valid pairs come in mmdet's order (row-major), so the same sort picks the same top k
+        rows.shape[0], weights.shape[0], torch.sigmoid, score_thr, background_last=False,
+        top=nms_pre if nms_pre > 0 else None)
+    # the pairs come in mmdet's order (row-major), so the same sort picks the same top k
     num_topk = min(nms_pre, scores.numel())
     scores, order = scores.sort(descending=True)
     order = order[:num_topk]

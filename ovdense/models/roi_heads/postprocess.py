@@ -38,17 +38,31 @@ def scored_pairs(cls_score: torch.Tensor, activation: Callable[[torch.Tensor], t
 
 def scored_pairs_of_rows(logit_rows: Callable[[int, int], torch.Tensor], num_rois: int,
                          num_columns: int, activation, score_thr: float,
-                         background_last: bool = True
+                         background_last: bool = True, top: Optional[int] = None
                          ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """:func:`scored_pairs` of logits made a chunk of rows at a time by
     ``logit_rows(start, stop)``: the N x (K + 1) logits need never exist at once.
-    ``background_last=False``: every column is a class (sigmoid scores)."""
+    ``background_last=False``: every column is a class (sigmoid scores). ``top``: only the
+    pairs a later top-``top`` cut can keep are kept (every pair scoring at least the
+    ``top``-th best so far, ties included, in order), so the pairs held stay bounded too."""
     rows = max(1, SCORE_CHUNK_ELEMENTS // num_columns)
+    parts, held = [], 0
     # at least one (maybe empty) chunk: an image without RoIs gives empty columns
-    parts = [_chunk_pairs(logit_rows(start, start + rows), activation, score_thr, start,
-                          background_last)
-             for start in range(0, max(num_rois, 1), rows)]
+    for start in range(0, max(num_rois, 1), rows):
+        parts.append(_chunk_pairs(logit_rows(start, start + rows), activation, score_thr,
+                                  start, background_last))
+        held += len(parts[-1][2])
+        if top is not None and 0 < top < held and held > 2 * max(top, rows):
+            parts = [_at_least_top(top, *(torch.cat(column) for column in zip(*parts)))]
+            held = len(parts[0][2])
     return tuple(torch.cat(column) for column in zip(*parts))
+
+
+def _at_least_top(top: int, *pairs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
+    """The pairs scoring at least the ``top``-th best score (ties kept), in their order."""
+    scores = pairs[-1]
+    keep = scores >= scores.topk(top).values[-1]
+    return tuple(t[keep] for t in pairs)
 
 
 def _chunk_pairs(logits: torch.Tensor, activation, score_thr: float, first_roi: int,

@@ -108,5 +108,6 @@ def test_federated_joint_training_encodes_only_the_scored_classes(tmp_path):
         torch.testing.assert_close(losses[key], reference_losses[key])
     assert set(grads) == set(reference_grads)
     assert any(n.startswith('fc_cls.own_embeddings.tower') for n in grads)
-    for name, grad in reference_grads.items():
-        torch.testing.assert_close(grads[name], grad, atol=1e-6, rtol=1e-5, msg=name)
+    for name, grad in reference_grads.items():  # float32 sums in another order (threads)
+        torch.testing.assert_close(grads[name], grad, atol=1e-5, rtol=1e-4,
+                                   msg=lambda m, name=name: f'{name}: {m}')
