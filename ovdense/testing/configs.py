@@ -69,9 +69,17 @@ def _scope_of(path: str) -> Optional[str]:
 
 
 def tiny_icar_checkpoint(directory: str, text_dim: int = 32, seed: int = 0) -> str:
-    """An iCAR-layout file (the image tower under ``visual_model.backbone.`` in iCAR's Swin
-    naming, with the image->text projection ``visual_model.projector.weight``) of the tiny
-    Swin that :func:`shrink_config` builds; random weights."""
+    """An iCAR-layout file of :func:`tiny_icar_image_state`: ``directory/tiny_icar.pth``."""
+    import torch
+    path = osp.join(directory, 'tiny_icar.pth')
+    torch.save({'model': tiny_icar_image_state(text_dim, seed)}, path)
+    return path
+
+
+def tiny_icar_image_state(text_dim: int = 32, seed: int = 0) -> dict:
+    """iCAR's image-tower keys (the tiny Swin that :func:`shrink_config` builds, under
+    ``visual_model.backbone.`` in iCAR's Swin naming, with the image->text projection
+    ``visual_model.projector.weight``); random weights."""
     import torch
 
     from ..checkpoints import swin_mmdet_to_microsoft
@@ -81,9 +89,7 @@ def tiny_icar_checkpoint(directory: str, text_dim: int = 32, seed: int = 0) -> s
     swin = ICARSwin(arch=dict(TINY_SWIN), pretrain_img_size=64, text_embed_dims=None)
     state = icar_image_state(swin_mmdet_to_microsoft(swin.state_dict()))
     state['visual_model.projector.weight'] = torch.randn(text_dim, swin.num_features[-1])
-    path = osp.join(directory, 'tiny_icar.pth')
-    torch.save({'model': state}, path)
-    return path
+    return state
 
 
 def shrink_config(path: str, tmp_dir: str, vocabulary: Optional[str] = None,

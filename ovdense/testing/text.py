@@ -43,9 +43,18 @@ def tiny_roberta_dir(directory: str, hidden: int = 32, layers: int = 2) -> str:
 
 def tiny_icar_text_checkpoint(path: str, hf_dir: str, embed_dim: int = 256,
                               seed: int = 0) -> Dict[str, torch.Tensor]:
-    """A checkpoint in iCAR's key layout (``sentence_model.backbone.*`` RoBERTa without
-    pooler, ``sentence_model.projector.weight``), plus a stray image key as real files have.
-    Returns the state dict written."""
+    """A checkpoint of :func:`tiny_icar_text_state`, plus a stray image key as real files
+    have. Returns the state dict written."""
+    state = tiny_icar_text_state(hf_dir, embed_dim, seed)
+    state['visual_model.projector.weight'] = torch.randn(embed_dim, 8)
+    torch.save({'model': state}, path)
+    return state
+
+
+def tiny_icar_text_state(hf_dir: str, embed_dim: int = 256,
+                         seed: int = 0) -> Dict[str, torch.Tensor]:
+    """iCAR's text-tower keys (``sentence_model.backbone.*`` RoBERTa of ``hf_dir``'s config,
+    without pooler; ``sentence_model.projector.weight``); random weights."""
     from transformers import RobertaConfig, RobertaModel
 
     torch.manual_seed(seed)
@@ -54,8 +63,6 @@ def tiny_icar_text_checkpoint(path: str, hf_dir: str, embed_dim: int = 256,
     projector = torch.nn.Linear(config.hidden_size, embed_dim, bias=False)
     state = {f'sentence_model.backbone.{k}': v for k, v in roberta.state_dict().items()}
     state['sentence_model.projector.weight'] = projector.weight.detach().clone()
-    state['visual_model.projector.weight'] = torch.randn(embed_dim, 8)
-    torch.save({'model': state}, path)
     return state
 
 

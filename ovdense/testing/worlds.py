@@ -220,16 +220,13 @@ def write_icar_checkpoint(path: str, hf_dir: Optional[str], text_dim: int = 256,
     of its text tower, ``sentence_model.backbone.*`` + ``sentence_model.projector.weight``."""
     import torch
 
-    from .configs import tiny_icar_checkpoint
-    from .text import tiny_icar_text_checkpoint
-    directory = osp.dirname(path) or '.'
-    os.makedirs(directory, exist_ok=True)
-    image = torch.load(tiny_icar_checkpoint(directory, text_dim=text_dim, seed=seed),
-                       weights_only=True)['model']
+    from .configs import tiny_icar_image_state
+    from .text import tiny_icar_text_state
+    state = tiny_icar_image_state(text_dim, seed)
     if hf_dir is not None:
-        text = tiny_icar_text_checkpoint(path, hf_dir, embed_dim=text_dim, seed=seed)
-        image.update({k: v for k, v in text.items() if k.startswith('sentence_model.')})
-    torch.save({'model': image}, path)
+        state.update(tiny_icar_text_state(hf_dir, text_dim, seed))
+    os.makedirs(osp.dirname(path) or '.', exist_ok=True)
+    torch.save({'model': state}, path)
 
 
 def write_open_clip_checkpoint(path: str, model_config: str, seed: int = 0) -> None:

@@ -17,6 +17,7 @@ from mmseg.models.decode_heads.knet_head import IterativeDecodeHead
 
 from ...registry import register
 from ...utils.cli import ConfigError
+from ..text_variants import text_variant_of
 from .text_decode_heads import _TEXT_HEADS, text_decode_head
 
 
@@ -63,8 +64,7 @@ class TextIterativeDecodeHead(IterativeDecodeHead):
 
     def class_kernels(self, batch: int, device: torch.device) -> torch.Tensor:
         """(B, K, C, 1, 1): the class embeddings of this step in the feature space."""
-        source = self.text_classifier.class_embeddings
-        embeddings = source(device) if torch.is_grad_enabled() else source.fixed(device)
+        embeddings = self.text_classifier.class_embeddings(device)  # this step's, or fixed
         kernels = self.kernel_from_embedding(embeddings.to(self.kernel_from_embedding.weight))
         return kernels[None, :, :, None, None].expand(batch, -1, -1, -1, -1)
 
@@ -96,8 +96,7 @@ _TEXT_HEADS[IterativeDecodeHead] = TextIterativeDecodeHead
 def _text_head_class(head_type) -> type:
     """The text variant of the generate head's type (a registered name or a class)."""
     from mmseg.registry import MODELS
-    base = MODELS.get(head_type) if isinstance(head_type, str) else head_type
-    if base is None:
-        raise ConfigError(f'TextIterativeDecodeHead: kernel_generate_head type {head_type!r} '
-                          'is not a registered mmseg head')
-    return text_decode_head(base)
+    if isinstance(head_type, type):
+        return text_decode_head(head_type)
+    return text_variant_of(MODELS, head_type, 'TextIterativeDecodeHead.kernel_generate_head',
+                           text_decode_head)

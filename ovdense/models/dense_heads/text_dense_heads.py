@@ -49,7 +49,7 @@ from ...registry import register
 from ...text import TextCosineClassifier
 from ...text.classifier import head_num_classes, reading_component, text_classifier_spec
 from ...utils.cli import ConfigError
-from ..roi_heads.postprocess import scored_pairs_of_rows
+from ..roi_heads.postprocess import scored_pairs_of_embedded
 from ..text_variants import text_variant, text_variant_of, without_init_overrides
 
 # the prior probability of the stock heads' classification bias (focal-loss style)
@@ -321,10 +321,8 @@ def _level_top_scores(classifier: TextCosineClassifier, embedded: torch.Tensor,
     chunk of rows at a time: ``(scores, labels, row indices)`` of the ``nms_pre`` best scores
     above ``score_thr``, in mmdet's order."""
     rows = embedded.permute(1, 2, 0).reshape(-1, classifier.embed_dim)
-    weights = classifier.inference_weights(rows)
-    row_index, labels, scores = scored_pairs_of_rows(
-        lambda start, stop: classifier.logits_of_embedded(rows[start:stop], weights),
-        rows.shape[0], weights.shape[0], torch.sigmoid, score_thr, background_last=False,
+    row_index, labels, scores = scored_pairs_of_embedded(
+        classifier, rows, torch.sigmoid, score_thr, background_last=False,
         top=nms_pre if nms_pre > 0 else None)
     # the pairs come in mmdet's order (row-major), so the same sort picks the same top k
     num_topk = min(nms_pre, scores.numel())

@@ -22,7 +22,7 @@ from ...registry import register
 from ...text.classifier import spec_vocabulary, text_classifier_spec
 from ..text_variants import without_init_overrides
 from .postprocess import (keep_top_scores, nms_pairs, pair_boxes, scored_pairs,
-                          scored_pairs_of_rows)
+                          scored_pairs_of_embedded)
 
 class TextClassifierMixin:
     """Builds ``fc_cls`` from ``text_classifier`` (TextCosineClassifier settings), and
@@ -96,10 +96,8 @@ class TextClassifierMixin:
     def scored_pairs_of_embedded(self, embedded, score_thr: float):
         """(RoI index, label, score) of every pair above ``score_thr``, from embedded RoI
         features: logits made, activated and thresholded a chunk of RoIs at a time."""
-        weights = self.fc_cls.inference_weights(embedded)
-        return scored_pairs_of_rows(
-            lambda start, stop: self.fc_cls.logits_of_embedded(embedded[start:stop], weights),
-            embedded.shape[0], weights.shape[0], self._score_activation(), score_thr)
+        return scored_pairs_of_embedded(self.fc_cls, embedded, self._score_activation(),
+                                        score_thr)
 
     def _results_of_pairs(self, pairs, roi, bbox_pred, img_meta, rescale, rcnn_test_cfg
                           ) -> InstanceData:

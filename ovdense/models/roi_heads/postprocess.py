@@ -58,6 +58,18 @@ def scored_pairs_of_rows(logit_rows: Callable[[int, int], torch.Tensor], num_roi
     return tuple(torch.cat(column) for column in zip(*parts))
 
 
+def scored_pairs_of_embedded(classifier, embedded: torch.Tensor, activation, score_thr: float,
+                             background_last: bool = True, top: Optional[int] = None
+                             ) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`scored_pairs_of_rows` of a text classifier's logits for ``embedded`` (N, D)
+    features (its ``embed`` output), made a chunk of rows at a time against its test-time
+    weights."""
+    weights = classifier.inference_weights(embedded)
+    return scored_pairs_of_rows(
+        lambda start, stop: classifier.logits_of_embedded(embedded[start:stop], weights),
+        embedded.shape[0], weights.shape[0], activation, score_thr, background_last, top)
+
+
 def _at_least_top(top: int, *pairs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
     """The pairs scoring at least the ``top``-th best score (ties kept), in their order."""
     scores = pairs[-1]
