@@ -28,12 +28,14 @@ tower), and a stock ``init_weights`` that sets the conv's bias sets this prior.
 ``cls_out_channels`` follows ``num_classes``, so ``set_model_vocabulary`` and
 ``tools/test.py --vocab`` swap the classes of a trained model.
 
-At test time, sigmoid heads on mmdet's own dense post-processing make each level's scores a
-chunk of locations at a time from the classifiers' embedded features
-(:meth:`TextDenseHeadMixin.predict`): the locations x K scores never exist at once.
+At test time, sigmoid heads whose post-processing reads the scores only through mmdet's
+``filter_scores_and_topk`` make each level's scores a chunk of locations at a time from the
+classifiers' embedded features (:meth:`TextDenseHeadMixin.predict`, ``embedded_scores.py``):
+the locations x K scores never exist at once.
 """
-import copy
 import re
+import sys
+import types
 from typing import Dict, Iterator, List, Optional, Tuple
 
 import torch
@@ -49,12 +51,17 @@ from ...registry import register
 from ...text import TextCosineClassifier
 from ...text.classifier import head_num_classes, reading_component, text_classifier_spec
 from ...utils.cli import ConfigError
-from ..roi_heads.postprocess import scored_pairs_of_embedded
 from ..text_variants import text_variant, text_variant_of, without_init_overrides
+from .embedded_scores import EmbeddedScores, scoring_embedded
 
 # the prior probability of the stock heads' classification bias (focal-loss style)
 PRIOR_PROB = 0.01
 _CLS_NAME = re.compile(r'(^|_)cls$')
+# mmdet classes whose dense post-processing (predict_by_feat -> _predict_by_feat_single) reads
+# a level's logits only through permute(1, 2, 0).reshape(-1, K).sigmoid() and then
+# filter_scores_and_topk: there the text heads score a chunk of locations at a time
+# (embedded_scores.py). YOLOX, SOLOv2, TOOD and PAA read all classes' scores otherwise.
+_EMBEDDED_POSTPROCESSING = ('BaseDenseHead', 'GFLHead', 'RTMDetInsHead', 'CondInstBboxHead')
 
 
 class PriorTextClassifier(BaseModule):
@@ -72,9 +79,8 @@ class PriorTextClassifier(BaseModule):
         self.features = nn.Conv2d(conv.in_channels, num_priors * embed_channels,
                                   conv.kernel_size, conv.stride, conv.padding, conv.dilation)
         self.classifier = classifier
-        # set by the head for chunked inference: forward then returns the embedded features
-        # (B, A * D, H, W) and notes itself here, once per call (= per level)
-        self.embedded_calls: Optional[list] = None
+        # set by the head's predict: forward then gives EmbeddedScores, not logits
+        self.gives_embedded_scores = False
 
     @property
     def bias(self) -> Optional[nn.Parameter]:
@@ -86,9 +92,9 @@ class PriorTextClassifier(BaseModule):
         b, _, h, w = f.shape
         f = f.view(b, self.num_priors, self.embed_channels, h, w).permute(0, 1, 3, 4, 2)
         embedded = self.classifier.embed(f)  # (B, A, H, W, D)
-        if self.embedded_calls is not None:
-            self.embedded_calls.append(self)
-            return embedded.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w)
+        if self.gives_embedded_scores:
+            return EmbeddedScores(embedded.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w),
+                                  self.classifier)
         logits = self.classifier.logits(embedded)  # (B, A, H, W, C)
         return logits.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w)
 
@@ -239,71 +245,41 @@ class TextDenseHeadMixin:
 
     # -- test time: scores a chunk of locations at a time ------------------------------------
     def predict(self, *args, **kwargs):
-        """Heads on mmdet's own dense post-processing with sigmoid scores (RetinaNet, FCOS,
-        ATSS, RTMDet, VFNet, CenterNet, ...): the classification convs give their embedded
-        features, and :meth:`_predict_by_feat_single` makes each level's scores a chunk of
-        locations at a time, threshold first, so the locations x K scores never exist at
-        once; the detections are mmdet's. Other heads: the stock path."""
+        """Sigmoid heads on mmdet's post-processing of :data:`_EMBEDDED_POSTPROCESSING`: the
+        classification layers give :class:`EmbeddedScores`, scored a chunk of locations at a
+        time by that post-processing's ``filter_scores_and_topk`` (the locations x K scores
+        never exist at once; the detections are mmdet's). Other heads: the stock path."""
+        module = self._embedded_scoring_module()
+        if module is None:
+            return super().predict(*args, **kwargs)
         classifiers = [m for m in self.modules() if isinstance(m, PriorTextClassifier)]
-        if not (classifiers and self._stock_sigmoid_postprocessing()):
-            return super().predict(*args, **kwargs)
-        calls: list = []
         for classifier in classifiers:
-            classifier.embedded_calls = calls
-        self._embedded_calls = calls
+            classifier.gives_embedded_scores = True
         try:
-            return super().predict(*args, **kwargs)
+            with scoring_embedded(module):
+                return super().predict(*args, **kwargs)
         finally:
             for classifier in classifiers:
-                classifier.embedded_calls = None
-            self._embedded_calls = None
+                classifier.gives_embedded_scores = False
 
-    def _stock_sigmoid_postprocessing(self) -> bool:
+    def _embedded_scoring_module(self) -> Optional[types.ModuleType]:
+        """The module of the stock post-processing that scores :class:`EmbeddedScores`, or
+        None where the stock path must run: softmax or custom activations, an objectness
+        branch that the forward multiplies into the scores (RTMDet's ``with_objectness``),
+        post-processing not in :data:`_EMBEDDED_POSTPROCESSING`, or no conv classifier."""
         from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
+        if not getattr(self, 'use_sigmoid_cls', False) or \
+                getattr(self.loss_cls, 'custom_cls_channels', False) or \
+                getattr(self, 'with_objectness', False) or \
+                not any(isinstance(m, PriorTextClassifier) for m in self.modules()):
+            return None
         base = type(self).__mro__[type(self).__mro__.index(TextDenseHeadMixin) + 1]
-        return (getattr(self, 'use_sigmoid_cls', False)
-                and not getattr(self.loss_cls, 'custom_cls_channels', False)
-                and base._predict_by_feat_single is BaseDenseHead._predict_by_feat_single
-                and base.predict_by_feat is BaseDenseHead.predict_by_feat)
-
-    def _predict_by_feat_single(self, *args, **kwargs):
-        if getattr(self, '_embedded_calls', None) is None:
-            return super()._predict_by_feat_single(*args, **kwargs)
-        return self._predict_from_embedded(*args, **kwargs)
-
-    def _predict_from_embedded(self, cls_score_list, bbox_pred_list, score_factor_list,
-                               mlvl_priors, img_meta, cfg, rescale=False, with_nms=True):
-        """mmdet's ``BaseDenseHead._predict_by_feat_single`` (same steps, same order) with
-        ``cls_score_list`` holding each level's embedded features, scored by
-        :func:`_level_top_scores`."""
-        calls = self._embedded_calls
-        from mmdet.structures.bbox import cat_boxes
-        from mmengine.structures import InstanceData
-        with_score_factors = score_factor_list[0] is not None
-        cfg = copy.deepcopy(self.test_cfg if cfg is None else cfg)
-        nms_pre = cfg.get('nms_pre', -1)
-        mlvl = {'bbox_pred': [], 'priors': [], 'scores': [], 'labels': [], 'factors': []}
-        for level, (embedded, bbox_pred, score_factor, priors) in enumerate(
-                zip(cls_score_list, bbox_pred_list, score_factor_list, mlvl_priors)):
-            bbox_pred = bbox_pred.permute(1, 2, 0).reshape(-1, self.bbox_coder.encode_size)
-            scores, labels, keep = _level_top_scores(
-                calls[level].classifier, embedded, cfg.get('score_thr', 0), nms_pre)
-            mlvl['bbox_pred'].append(bbox_pred[keep])
-            mlvl['priors'].append(priors[keep])
-            mlvl['scores'].append(scores)
-            mlvl['labels'].append(labels)
-            if with_score_factors:
-                mlvl['factors'].append(score_factor.permute(1, 2, 0).reshape(-1).sigmoid()[keep])
-        results = InstanceData()
-        results.bboxes = self.bbox_coder.decode(cat_boxes(mlvl['priors']),
-                                                torch.cat(mlvl['bbox_pred']),
-                                                max_shape=img_meta['img_shape'])
-        results.scores = torch.cat(mlvl['scores'])
-        results.labels = torch.cat(mlvl['labels'])
-        if with_score_factors:
-            results.score_factors = torch.cat(mlvl['factors'])
-        return self._bbox_post_process(results=results, cfg=cfg, rescale=rescale,
-                                       with_nms=with_nms, img_meta=img_meta)
+        single = _defining_class(base, '_predict_by_feat_single')
+        if single.__name__ not in _EMBEDDED_POSTPROCESSING or \
+                _defining_class(base, 'predict_by_feat') not in (BaseDenseHead, single) or \
+                _defining_class(base, 'predict') is not BaseDenseHead:
+            return None
+        return sys.modules[single.__module__]
 
     def init_weights(self) -> None:
         super().init_weights()
@@ -314,21 +290,9 @@ class TextDenseHeadMixin:
                 module.classifier.init_weights()
 
 
-def _level_top_scores(classifier: TextCosineClassifier, embedded: torch.Tensor,
-                      score_thr: float, nms_pre: int):
-    """mmdet's ``filter_scores_and_topk`` over one level's sigmoid scores (locations x
-    priors rows, K columns), the scores made from the embedded features (A * D, H, W) a
-    chunk of rows at a time: ``(scores, labels, row indices)`` of the ``nms_pre`` best scores
-    above ``score_thr``, in mmdet's order."""
-    rows = embedded.permute(1, 2, 0).reshape(-1, classifier.embed_dim)
-    row_index, labels, scores = scored_pairs_of_embedded(
-        classifier, rows, torch.sigmoid, score_thr, background_last=False,
-        top=nms_pre if nms_pre > 0 else None)
-    # the pairs come in mmdet's order (row-major), so the same sort picks the same top k
-    num_topk = min(nms_pre, scores.numel())
-    scores, order = scores.sort(descending=True)
-    order = order[:num_topk]
-    return scores[:num_topk], labels[order], row_index[order]
+def _defining_class(cls: type, name: str) -> type:
+    """The class in ``cls``'s MRO that defines attribute ``name``."""
+    return next(c for c in cls.__mro__ if name in vars(c))
 
 
 _TEXT_HEADS: Dict[type, type] = {}

@@ -103,47 +103,92 @@ def test_stock_dense_head_trains_predicts_and_swaps_vocabulary(relpath, masks, t
     assert torch.equal(again.scores, before.scores)
 
 
-# heads on mmdet's own dense post-processing with sigmoid scores (RTMDet-tiny: one classifier
-# per level), and one that keeps the stock path (YOLOX: its own post-processing)
-CHUNKED = ['retinanet/retinanet_r50_fpn_1x_coco.py', 'fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py',
-           'atss/atss_r50_fpn_1x_coco.py', 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py']
+# heads whose sigmoid scores go through mmdet's filter_scores_and_topk: BaseDenseHead's
+# post-processing (RetinaNet, FCOS, ATSS, RTMDet-tiny: one classifier per level), GFL's,
+# RTMDet-Ins's and CondInst's own
+CHUNKED = [('retinanet/retinanet_r50_fpn_1x_coco.py', False),
+           ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', False),
+           ('atss/atss_r50_fpn_1x_coco.py', False),
+           ('rtmdet/rtmdet_tiny_8xb32-300e_coco.py', False),
+           ('gfl/gfl_r50_fpn_1x_coco.py', False),
+           ('rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py', True),
+           ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', True)]
 
 
-@pytest.mark.parametrize('relpath', CHUNKED, ids=[p.split('/')[0] for p in CHUNKED])
-def test_chunked_dense_inference_equals_mmdet(relpath, tmp_path, monkeypatch):
+@pytest.mark.parametrize('relpath,masks', CHUNKED,
+                         ids=[p.split('/')[1].split('_')[0] for p, _ in CHUNKED])
+def test_chunked_dense_inference_equals_mmdet(relpath, masks, tmp_path, monkeypatch):
     """Test-time scores made from the embedded features a chunk of locations at a time (the
-    locations x K scores never exist at once) give mmdet's detections: boxes, scores and
-    labels in the same order; exactly when a level fits one chunk, and within float32
+    locations x K scores never exist at once) give mmdet's detections: boxes, scores, labels
+    (and masks) in the same order; exactly when a level fits one chunk, and within float32
     rounding of the products (1e-6) with many chunks. A spy shows each path ran."""
-    import ovdense.models.dense_heads.text_dense_heads as dense
     import ovdense.models.roi_heads.postprocess as postprocess
+    from ovdense.models.dense_heads.embedded_scores import EmbeddedScores
     names = ','.join(f'class {i}' for i in range(40))
     model, head = _text_model(relpath, tmp_path)
     set_model_vocabulary(model, names)
     # many candidates, a real top-k cut; untrained RTMDet boxes are empty: keep them
     head.test_cfg.update(score_thr=0.002, nms_pre=60, min_bbox_size=-1)
     levels = []
-    real_level_top_scores = dense._level_top_scores
-    monkeypatch.setattr(dense, '_level_top_scores',
-                        lambda *a: levels.append(1) or real_level_top_scores(*a))
-    one_chunk = _predict(model, False)
+    real_top_scores = EmbeddedScores.top_scores
+    monkeypatch.setattr(EmbeddedScores, 'top_scores',
+                        lambda *a: levels.append(1) or real_top_scores(*a))
+    one_chunk = _predict(model, masks)
     monkeypatch.setattr(postprocess, 'SCORE_CHUNK_ELEMENTS', 200)  # many chunks per level
-    chunks = _predict(model, False)
+    chunks = _predict(model, masks)
     assert levels and len(one_chunk) > 0
     levels.clear()
-    monkeypatch.setattr(head, '_stock_sigmoid_postprocessing', lambda: False)
-    stock = _predict(model, False)
+    monkeypatch.setattr(head, '_embedded_scoring_module', lambda: None)
+    stock = _predict(model, masks)
     assert not levels
-    for key in ('bboxes', 'scores', 'labels'):
+    for key in ('bboxes', 'scores', 'labels') + (('masks',) if masks else ()):
         torch.testing.assert_close(one_chunk[key], stock[key], rtol=0, atol=0)
-        torch.testing.assert_close(chunks[key], stock[key], rtol=0, atol=1e-6 if key != 'labels'
-                                   else 0)
+        torch.testing.assert_close(chunks[key], stock[key], rtol=0,
+                                   atol=1e-6 if key in ('bboxes', 'scores') else 0)
 
 
-def test_heads_with_their_own_postprocessing_keep_the_stock_path(tmp_path):
-    model, head = _text_model('yolox/yolox_tiny_8xb8-300e_coco.py', tmp_path)
-    assert not head._stock_sigmoid_postprocessing()
-    assert len(_predict(model, False).scores) >= 0  # predicts through YOLOX's own path
+@pytest.mark.parametrize('relpath', ['yolox/yolox_tiny_8xb8-300e_coco.py',
+                                     'solov2/solov2_r50_fpn_1x_coco.py',
+                                     'tood/tood_r50_fpn_1x_coco.py'])
+def test_heads_with_other_postprocessing_keep_the_stock_path(relpath, tmp_path):
+    model, head = _text_model(relpath, tmp_path)
+    assert head._embedded_scoring_module() is None
+    assert len(_predict(model, 'solov2' in relpath).scores) >= 0  # their own path runs
+
+
+def test_objectness_keeps_the_stock_path(tmp_path, monkeypatch):
+    """RTMDet's forward multiplies an objectness into the logits (``with_objectness``, the
+    head's default): scoring the embedded features instead would drop it. Such a head takes
+    the stock path, and the test-time scores refuse any step that is not mmdet's."""
+    from mmdet.models.utils import sigmoid_geometric_mean
+    from mmdet.structures import DetDataSample
+    from ovdense.models.dense_heads.embedded_scores import EmbeddedScores
+    from mmdet.registry import MODELS
+    cfg = installed_config('mmdet', 'rtmdet/rtmdet_tiny_8xb32-300e_coco.py')
+    head_cfg = cfg.model.bbox_head
+    head_cfg.update(type='TextRTMDetSepBNHead', num_classes=4, with_objectness=True,
+                    test_cfg=dict(cfg.model.test_cfg, score_thr=0.0),
+                    text_classifier=dict(vocabulary=VOCAB4,
+                                         text_tower=tiny_text_tower_cfg(str(tmp_path))))
+    head = MODELS.build(head_cfg)
+    head.init_weights()
+    assert head.with_objectness and head._embedded_scoring_module() is None
+    made = []
+    real_init = EmbeddedScores.__init__
+    monkeypatch.setattr(EmbeddedScores, '__init__',
+                        lambda self, *a: made.append(1) or real_init(self, *a))
+    head.eval()
+    feats = [torch.randn(1, head.in_channels, s, s) for s in (8, 4, 2)]
+    sample = DetDataSample(metainfo=dict(img_shape=(64, 64), ori_shape=(64, 64),
+                                         scale_factor=(1.0, 1.0)))
+    with torch.no_grad():
+        found = head.predict(feats, [sample])[0]
+    assert not made and len(found.scores) > 0
+    monkeypatch.undo()
+    embedded = EmbeddedScores(torch.randn(1, 32, 2, 2),
+                              text_classifiers(head)[0])
+    with pytest.raises(TypeError, match='not a step of mmdet'):
+        sigmoid_geometric_mean(embedded, torch.randn(1, 1, 2, 2))
 
 
 def test_per_level_classifiers_score_one_component(tmp_path):
