@@ -72,6 +72,11 @@ class TextClassifierHeadMixin:
                               '(the text classifier scores every class: one output per class, '
                               'softmax over them)')
         super().__init__(*args, **kwargs)
+        if not isinstance(self._modules.get('conv_seg'), nn.Conv2d):
+            raise ConfigError(
+                f'{name}: the stock head has no 1x1 conv_seg classifier (it classifies '
+                'otherwise, e.g. PointHead\'s fc_seg reads the coarse K-way prediction, '
+                'Segmenter\'s mask transformer normalises over K classes); not supported')
         in_features = getattr(self.conv_seg, 'in_channels', self.channels)
         self.conv_seg = TextCosineClassifier(in_features=in_features, **spec)
         self._replace_extra_classifiers(spec)
@@ -80,6 +85,7 @@ class TextClassifierHeadMixin:
                               "set text_classifier.background='learned' (or 'zero')")
         self.check_labels = check_labels
         self._predict_background = bool(predict_background)
+        self._check_class_weights()
         # The stock Normal(std=0.01) override of conv_seg would also hit the projection and a
         # trainable text tower; the classifier initialises itself.
         self.init_cfg = without_init_overrides(self.init_cfg, {'conv_seg'})
@@ -117,9 +123,23 @@ class TextClassifierHeadMixin:
 
     # -- training --------------------------------------------------------------------------
     def loss_by_feat(self, seg_logits: torch.Tensor, batch_data_samples) -> dict:
+        self._check_class_weights()  # a swapped vocabulary may have another class count
         if self.check_labels:
             self._check_labels(self._stack_batch_gt(batch_data_samples))
         return super().loss_by_feat(seg_logits, batch_data_samples)
+
+    def _check_class_weights(self) -> None:
+        """A loss's per-class ``class_weight`` must have one entry per output column."""
+        losses = self.loss_decode if isinstance(self.loss_decode, nn.ModuleList) \
+            else [self.loss_decode]
+        for loss in losses:
+            weights = getattr(loss, 'class_weight', None)
+            if weights is not None and len(weights) != self.conv_seg.out_features:
+                raise ConfigError(
+                    f'{type(self).__name__}: loss_decode {type(loss).__name__}.class_weight '
+                    f'has {len(weights)} entries, the vocabulary '
+                    f'{self.conv_seg.vocabulary.source!r} has {self.conv_seg.out_features} '
+                    'output columns: give one weight per column, or none')
 
     def _check_labels(self, seg_label: torch.Tensor) -> None:
         num_outputs = self.conv_seg.out_features
@@ -185,7 +205,12 @@ _TEXT_HEADS: Dict[type, type] = {
 
 
 def text_decode_head(base: Type[BaseDecodeHead]) -> type:
-    """The ``Text*`` class of any mmseg decode head class (made once, then reused)."""
+    """The ``Text*`` class of any mmseg decode head class (made once, then reused); for the
+    mask-classification heads (MaskFormer, Mask2Former) their ``Text*`` class."""
+    from mmdet.models.dense_heads import MaskFormerHead
+    from ..dense_heads.text_mask_classification_heads import text_mask_classification_head
+    if isinstance(base, type) and issubclass(base, MaskFormerHead):  # Mask2Former's base too
+        return text_mask_classification_head(base)
     if not (isinstance(base, type) and issubclass(base, BaseDecodeHead)):
         raise TypeError(f'{base!r} is not an mmseg decode head (a BaseDecodeHead subclass)')
     return text_variant(TextClassifierHeadMixin, base, _TEXT_HEADS, __name__)

@@ -28,6 +28,8 @@ class TextIterativeDecodeHead(IterativeDecodeHead):
     Args:
         text_classifier: the generate head's ``TextCosineClassifier`` settings (or give them
             inside ``kernel_generate_head``); its stock type becomes ``Text<Head>``.
+        num_classes: optional, as for any decode head: the generate head's class count
+            (checked against the vocabulary).
         Other arguments are ``IterativeDecodeHead``'s.
     """
 
@@ -35,6 +37,8 @@ class TextIterativeDecodeHead(IterativeDecodeHead):
                  kernel_update_head: List[Dict], text_classifier: Optional[Dict] = None,
                  **kwargs):
         generate = dict(kernel_generate_head)
+        if 'num_classes' in kwargs:  # a decode head's usual key: the generate head's count
+            generate['num_classes'] = kwargs.pop('num_classes')
         if text_classifier is not None:
             generate['text_classifier'] = text_classifier
         generate['type'] = _text_head_class(generate['type'])

@@ -56,12 +56,22 @@ from .embedded_scores import EmbeddedScores, scoring_embedded
 
 # the prior probability of the stock heads' classification bias (focal-loss style)
 PRIOR_PROB = 0.01
-_CLS_NAME = re.compile(r'(^|_)cls$')
+# the stock classification convs' names: retina_cls, conv_cls, ... (+ RepPoints'
+# reppoints_cls_out, YOLOF's cls_score)
+_CLS_NAME = re.compile(r'(^|_)cls(_out)?$|^cls_score$')
+# Chunked test-time scoring (embedded_scores.py) runs only where the whole path is known:
 # mmdet classes whose dense post-processing (predict_by_feat -> _predict_by_feat_single) reads
 # a level's logits only through permute(1, 2, 0).reshape(-1, K).sigmoid() and then
-# filter_scores_and_topk: there the text heads score a chunk of locations at a time
-# (embedded_scores.py). YOLOX, SOLOv2, TOOD and PAA read all classes' scores otherwise.
+# filter_scores_and_topk (YOLOX, SOLOv2, TOOD and PAA read all classes' scores otherwise) ...
 _EMBEDDED_POSTPROCESSING = ('BaseDenseHead', 'GFLHead', 'RTMDetInsHead', 'CondInstBboxHead')
+# ... and classes whose forward / forward_single return the classification conv's output
+# untouched (YOLOF, TOOD, SABL, guided anchoring... change or mask it; RTMDet's heads only
+# with with_objectness, checked apart)
+_LOGIT_KEEPING_FORWARDS = (
+    'AnchorHead', 'AnchorFreeHead', 'RetinaHead', 'RetinaSepBNHead', 'FCOSHead', 'ATSSHead',
+    'GFLHead', 'VFNetHead', 'CenterNetUpdateHead', 'FSAFHead', 'AutoAssignHead', 'DDODHead',
+    'CondInstBboxHead', 'RTMDetHead', 'RTMDetSepBNHead', 'RTMDetInsHead',
+    'RTMDetInsSepBNHead')
 
 
 class PriorTextClassifier(BaseModule):
@@ -87,7 +97,9 @@ class PriorTextClassifier(BaseModule):
         """What a stock ``init_weights`` sets as the conv's bias: the classifier's prior."""
         return self.classifier.logit_bias
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``mask`` (a stock ``MaskedConv2d``'s, guided anchoring): outputs are 0 where it is
+        False, as there; they are computed everywhere."""
         f = self.features(x)
         b, _, h, w = f.shape
         f = f.view(b, self.num_priors, self.embed_channels, h, w).permute(0, 1, 3, 4, 2)
@@ -96,7 +108,8 @@ class PriorTextClassifier(BaseModule):
             return EmbeddedScores(embedded.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w),
                                   self.classifier)
         logits = self.classifier.logits(embedded)  # (B, A, H, W, C)
-        return logits.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w)
+        logits = logits.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w)
+        return logits if mask is None else logits * mask.view(-1, 1, h, w).to(logits.dtype)
 
 
 class LinearTextClassifier(BaseModule):
@@ -266,7 +279,8 @@ class TextDenseHeadMixin:
         """The module of the stock post-processing that scores :class:`EmbeddedScores`, or
         None where the stock path must run: softmax or custom activations, an objectness
         branch that the forward multiplies into the scores (RTMDet's ``with_objectness``),
-        post-processing not in :data:`_EMBEDDED_POSTPROCESSING`, or no conv classifier."""
+        a forward not in :data:`_LOGIT_KEEPING_FORWARDS`, post-processing not in
+        :data:`_EMBEDDED_POSTPROCESSING`, or no conv classifier."""
         from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
         if not getattr(self, 'use_sigmoid_cls', False) or \
                 getattr(self.loss_cls, 'custom_cls_channels', False) or \
@@ -277,7 +291,9 @@ class TextDenseHeadMixin:
         single = _defining_class(base, '_predict_by_feat_single')
         if single.__name__ not in _EMBEDDED_POSTPROCESSING or \
                 _defining_class(base, 'predict_by_feat') not in (BaseDenseHead, single) or \
-                _defining_class(base, 'predict') is not BaseDenseHead:
+                _defining_class(base, 'predict') is not BaseDenseHead or \
+                any(_defining_class(base, name).__name__ not in _LOGIT_KEEPING_FORWARDS
+                    for name in ('forward', 'forward_single') if hasattr(base, name)):
             return None
         return sys.modules[single.__module__]
 

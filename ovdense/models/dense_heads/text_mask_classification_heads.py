@@ -27,10 +27,12 @@ from ...text import TextCosineClassifier
 from ...text.classifier import head_num_classes, text_classifier_spec
 from ...utils.cli import ConfigError
 from ..text_variants import text_variant, text_variant_of
+from .text_dense_heads import LinearTextClassifier
 
 
 class TextMaskClassificationMixin:
-    """Builds ``cls_embed`` of a MaskFormer-style head as :class:`TextCosineClassifier`.
+    """Builds ``cls_embed`` of a MaskFormer-style head as a :class:`TextCosineClassifier`
+    (inside a :class:`LinearTextClassifier`: the stock ``Linear``'s reading of its input).
 
     Args:
         text_classifier: ``TextCosineClassifier`` arguments except ``in_features`` /
@@ -58,8 +60,10 @@ class TextMaskClassificationMixin:
         weight_split = self._class_weights(name, loss_cls.get('class_weight'), total)
         super().__init__(*args, **kwargs)
         stock = self.cls_embed
-        self.cls_embed = TextCosineClassifier(in_features=stock.in_features,
-                                              out_features=stock.out_features, **spec)
+        # scores the last dimension, as the stock Linear: MaskFormer passes every decoder
+        # layer at once, (layers, B, queries, C), which is not a (B, C, H, W) feature map
+        self.cls_embed = LinearTextClassifier(TextCosineClassifier(
+            in_features=stock.in_features, out_features=stock.out_features, **spec))
         self._class_weight_split = weight_split
 
     def _has_stuff_split(self) -> bool:
@@ -108,8 +112,8 @@ class TextMaskClassificationMixin:
 
     def init_weights(self) -> None:
         super().init_weights()
-        if not self.cls_embed._is_init:
-            self.cls_embed.init_weights()
+        if not self.cls_embed.classifier._is_init:
+            self.cls_embed.classifier.init_weights()
 
 
 _TEXT_HEADS: Dict[type, type] = {}

@@ -95,6 +95,10 @@ def test_text_decode_head_for_any_head_and_bad_input(tmp_path):
     assert text_decode_head(FCNHead).__name__ == 'TextFCNHead'
     assert text_decode_head(PSAHead) is text_decode_head(PSAHead)
     assert text_decode_head(TextUPerHead) is TextUPerHead
+    # mask-classification heads get their own text variant through the same entry point
+    from mmseg.models.decode_heads import Mask2FormerHead
+    from mmseg.registry import MODELS
+    assert text_decode_head(Mask2FormerHead) is MODELS.get('TextMask2FormerHead')
     with pytest.raises(TypeError, match='not an mmseg decode head'):
         text_decode_head(torch.nn.Conv2d)
     text = dict(vocabulary=VOCAB3, text_tower=tiny_text_tower_cfg(str(tmp_path)))
@@ -110,6 +114,44 @@ def test_text_decode_head_for_any_head_and_bad_input(tmp_path):
     samples = _with_label(seg_inputs(3, size=(8, 8))['data_samples'], 7)
     with pytest.raises(ValueError, match=r'label values \[7\] are outside the vocabulary'):
         head.loss_by_feat(logits, samples)
+
+
+def test_heads_that_classify_otherwise_are_refused_in_one_line(tmp_path):
+    """Stock heads without a 1x1 conv_seg (PointHead: fc_seg over the coarse K-way
+    prediction; Segmenter: LayerNorm over K): one line naming the head, no AttributeError."""
+    from ovdense.utils.cli import ConfigError
+    text = dict(vocabulary=VOCAB3, text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    point = dict(type='TextDecodeHead', base_type='PointHead', in_channels=[8], in_index=[0],
+                 channels=8, num_fcs=1, text_classifier=text)
+    segmenter = dict(type='TextDecodeHead', base_type='SegmenterMaskTransformerHead',
+                     in_channels=8, channels=8, num_layers=1, num_heads=2, embed_dims=8,
+                     text_classifier=text)
+    for cfg, name in ((point, 'TextPointHead'), (segmenter, 'TextSegmenterMaskTransformerHead')):
+        with pytest.raises(ConfigError, match=f'^{name}: the stock head has no 1x1 conv_seg'):
+            build_model('mmseg', cfg)
+
+
+
+def test_per_class_loss_weights_must_match_the_vocabulary(tmp_path):
+    """A loss's class_weight (e.g. mmseg's Cityscapes configs: 19 weights) with another
+    vocabulary size, at build time and after a vocabulary swap: one line, not torch's
+    'weight tensor should be defined either for all or no classes'."""
+    from ovdense.apis import set_model_vocabulary
+    from ovdense.utils.cli import ConfigError
+    text = dict(vocabulary=VOCAB3, text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    fcn = dict(type='TextFCNHead', in_channels=8, channels=16, num_convs=1, text_classifier=text)
+    weighted = dict(type='CrossEntropyLoss', loss_weight=1.0, class_weight=[1.0, 2.0, 0.5])
+    with pytest.raises(ConfigError, match=r'class_weight has 19 entries.*3 output columns'):
+        build_model('mmseg', dict(fcn, loss_decode=dict(weighted, class_weight=[1.0] * 19)))
+    head = build_model('mmseg', dict(fcn, loss_decode=weighted))
+    samples = seg_inputs(3, size=(8, 8))['data_samples']
+    for sample in samples:  # mmseg's class-weighted mean cannot take ignored pixels
+        sample.gt_sem_seg.data %= 3
+    losses = head.loss_by_feat(head([torch.randn(2, 8, 8, 8)]), samples)
+    assert torch.isfinite(losses['loss_ce'])
+    set_model_vocabulary(head, 'cat,dog,bird,fish')
+    with pytest.raises(ConfigError, match=r'class_weight has 3 entries.*4 output columns'):
+        head.loss_by_feat(head([torch.randn(2, 8, 8, 8)]), samples)
 
 
 def _with_label(samples, value):
@@ -231,5 +273,9 @@ def test_knet_through_text_decode_head_and_bad_input(tmp_path):
     text = dict(vocabulary=VOCAB3, text_tower=tiny_text_tower_cfg(str(tmp_path)))
     head = build_model('mmseg', dict(knet, text_classifier=text))
     assert isinstance(head, TextIterativeDecodeHead) and head.num_classes == 3
+    # the usual decode-head key is the generate head's class count, checked as there
+    assert build_model('mmseg', dict(knet, num_classes=3, text_classifier=text)).num_classes == 3
+    with pytest.raises(ValueError, match='vocabulary size mismatch.*num_classes=150'):
+        build_model('mmseg', dict(knet, num_classes=150, text_classifier=text))
     with pytest.raises(ConfigError, match='background is not supported'):
         build_model('mmseg', dict(knet, text_classifier=dict(text, background='learned')))

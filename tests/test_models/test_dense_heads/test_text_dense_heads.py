@@ -18,8 +18,8 @@ VOCAB4 = 'red circle,blue star,green square,yellow ring'
 VOCAB6 = 'cat,dog,bird,fish,horse,cow'
 
 
-# stock configs of the installed mmdet: (config, has masks); TOOD has no convenience type and
-# goes through the generic TextDenseHead
+# stock configs of the installed mmdet: (config, has masks); all go through the generic
+# TextDenseHead (RepPoints' classifier is reppoints_cls_out, YOLOF's cls_score)
 STOCK = [('retinanet/retinanet_r50_fpn_1x_coco.py', False),
          ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', False),
          ('atss/atss_r50_fpn_1x_coco.py', False),
@@ -29,7 +29,9 @@ STOCK = [('retinanet/retinanet_r50_fpn_1x_coco.py', False),
          ('rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py', True),
          ('yolox/yolox_tiny_8xb8-300e_coco.py', False),
          ('solov2/solov2_r50_fpn_1x_coco.py', True),
-         ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', True)]
+         ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', True),
+         ('reppoints/reppoints-moment_r50_fpn_1x_coco.py', False),
+         ('yolof/yolof_r50-c5_8xb8-1x_coco.py', False)]
 
 
 @pytest.fixture(autouse=True)
@@ -220,6 +222,11 @@ def test_prior_layout_matches_the_stock_convs_channels(tmp_path):
         expected = classifier(features[:, prior * 6:(prior + 1) * 6])
         torch.testing.assert_close(out[:, prior * 4:(prior + 1) * 4], expected)
     assert layer.bias is classifier.logit_bias
+    # a stock MaskedConv2d's mask (guided anchoring): 0 where it is False, as there
+    mask = torch.rand(1, 5, 7) > 0.5
+    masked = layer(x[:1], mask)
+    torch.testing.assert_close(masked, out[:1] * mask[:, None])
+    assert bool((masked[0, :, ~mask[0]] == 0).all())
 
 
 def test_sigmoid_heads_start_from_the_prior_and_softmax_heads_get_a_background(tmp_path):

@@ -72,8 +72,8 @@ def _seg_logits(model):
 def test_mmseg_mask2former_trains_predicts_and_swaps_vocabulary(tmp_path):
     model = _seg_model(tmp_path)
     head = model.decode_head
-    assert isinstance(head.cls_embed, TextCosineClassifier)
-    assert head.cls_embed.background == 'learned' and head.num_classes == 4
+    assert isinstance(head.cls_embed.classifier, TextCosineClassifier)
+    assert head.cls_embed.classifier.background == 'learned' and head.num_classes == 4
     assert head.class_weight == [1.0] * 4 + [0.1]  # follows the vocabulary, not the 150
     assert len(text_classifiers(model)) == 1  # every decoder layer scores with it
     model.train()
@@ -86,6 +86,35 @@ def test_mmseg_mask2former_trains_predicts_and_swaps_vocabulary(tmp_path):
     set_model_vocabulary(model, VOCAB6)
     assert head.num_classes == head.out_channels == model.out_channels == 6
     assert head.class_weight == [1.0] * 6 + [0.1]
+    assert _seg_logits(model).shape[0] == 6
+    set_model_vocabulary(model, VOCAB4)
+    torch.testing.assert_close(_seg_logits(model), before, rtol=0, atol=0)
+
+
+def test_mmseg_maskformer_scores_all_decoder_layers_at_once(tmp_path):
+    """MaskFormer classifies every decoder layer in one call, a (layers, B, queries, C)
+    tensor: the text classifier reads it as the stock Linear does (not as a feature map)."""
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+    init_default_scope('mmseg')
+    cfg = installed_config('mmseg', 'maskformer/maskformer_r50-d32_8xb2-160k_ade20k-512x512.py')
+    cfg.model.data_preprocessor.size = (64, 64)
+    cfg.model.backbone.update(depth=18, init_cfg=None)
+    head = cfg.model.decode_head
+    head.update(type='TextMaskFormerHead', in_channels=[64, 128, 256, 512], num_queries=10,
+                text_classifier=dict(vocabulary=VOCAB4,
+                                     text_tower=tiny_text_tower_cfg(str(tmp_path))))
+    head.pop('num_classes')
+    head.transformer_decoder.num_layers = 2
+    head.loss_cls.class_weight = [1.0] * 150 + [0.1]
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    losses = model(**model.data_preprocessor(_seg_inputs(4), True), mode='loss')
+    assert any(k.startswith('decode.d0.') for k in losses)
+    assert backward_of_losses(model, losses) == []
+    before = _seg_logits(model)
+    set_model_vocabulary(model, VOCAB6)
     assert _seg_logits(model).shape[0] == 6
     set_model_vocabulary(model, VOCAB4)
     torch.testing.assert_close(_seg_logits(model), before, rtol=0, atol=0)
