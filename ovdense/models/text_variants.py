@@ -1,5 +1,5 @@
 """``Text<Head>`` classes: a mixin that swaps a stock head's classifier, put over the stock
-class. One place makes them, for every head family (decode heads, dense heads)."""
+class. One place makes them, for every head family (decode, dense and box heads)."""
 from typing import Dict
 
 
@@ -12,6 +12,16 @@ def text_variant(mixin: type, base: type, made: Dict[type, type], module: str) -
         made[base] = type(f'Text{base.__name__}', (mixin, base), {
             '__doc__': f'``{base.__name__}`` + text cosine classifier.', '__module__': module})
     return made[base]
+
+
+def defining_class(cls: type, name: str) -> type:
+    """The class in ``cls``'s MRO that defines attribute ``name`` (which stock code runs)."""
+    return next(c for c in cls.__mro__ if name in vars(c))
+
+
+def stock_base(cls: type, mixin: type) -> type:
+    """The stock class right after ``mixin`` in ``cls``'s MRO (``Text<Head>``'s ``<Head>``)."""
+    return cls.__mro__[cls.__mro__.index(mixin) + 1]
 
 
 def without_init_overrides(init_cfg, names):

@@ -51,7 +51,8 @@ from ...registry import register
 from ...text import TextCosineClassifier
 from ...text.classifier import head_num_classes, reading_component, text_classifier_spec
 from ...utils.cli import ConfigError
-from ..text_variants import text_variant, text_variant_of, without_init_overrides
+from ..text_variants import (defining_class, stock_base, text_variant, text_variant_of,
+                             without_init_overrides)
 from .embedded_scores import EmbeddedScores, scoring_embedded
 
 # the prior probability of the stock heads' classification bias (focal-loss style)
@@ -287,12 +288,12 @@ class TextDenseHeadMixin:
                 getattr(self, 'with_objectness', False) or \
                 not any(isinstance(m, PriorTextClassifier) for m in self.modules()):
             return None
-        base = type(self).__mro__[type(self).__mro__.index(TextDenseHeadMixin) + 1]
-        single = _defining_class(base, '_predict_by_feat_single')
+        base = stock_base(type(self), TextDenseHeadMixin)
+        single = defining_class(base, '_predict_by_feat_single')
         if single.__name__ not in _EMBEDDED_POSTPROCESSING or \
-                _defining_class(base, 'predict_by_feat') not in (BaseDenseHead, single) or \
-                _defining_class(base, 'predict') is not BaseDenseHead or \
-                any(_defining_class(base, name).__name__ not in _LOGIT_KEEPING_FORWARDS
+                defining_class(base, 'predict_by_feat') not in (BaseDenseHead, single) or \
+                defining_class(base, 'predict') is not BaseDenseHead or \
+                any(defining_class(base, name).__name__ not in _LOGIT_KEEPING_FORWARDS
                     for name in ('forward', 'forward_single') if hasattr(base, name)):
             return None
         return sys.modules[single.__module__]
@@ -304,11 +305,6 @@ class TextDenseHeadMixin:
             if isinstance(module, (PriorTextClassifier, LinearTextClassifier)) and \
                     not module.classifier._is_init:
                 module.classifier.init_weights()
-
-
-def _defining_class(cls: type, name: str) -> type:
-    """The class in ``cls``'s MRO that defines attribute ``name``."""
-    return next(c for c in cls.__mro__ if name in vars(c))
 
 
 _TEXT_HEADS: Dict[type, type] = {}

@@ -1,26 +1,33 @@
-"""mmdet's ConvFC box heads with the text cosine classifier as their final classifier.
+"""mmdet's R-CNN box heads with the text cosine classifier as their final classifier.
 
-Everything of ``ConvFCBBoxHead`` is kept (shared convs/fcs, regression, losses); only
-``fc_cls`` is built as ``TextCosineClassifier`` from one key, ``text_classifier``. A stock
-config adopts it by renaming the head's ``type`` and adding that key.
+Everything of the stock head is kept (shared convs/fcs, regression, losses); only ``fc_cls``
+is built as ``TextCosineClassifier`` from one key, ``text_classifier`` (through mmdet's own
+``cls_predictor_cfg``). A stock config adopts it by renaming the head's ``type``
+(``TextShared2FCBBoxHead``, ...) or, for any other box head that builds ``fc_cls`` from
+``cls_predictor_cfg`` (``BBoxHead``, ``SCNetBBoxHead``, ...),
+``type='TextBBoxHead', base_type='SCNetBBoxHead'``, and adding that key.
 
 At test time the heads threshold the scores before pairing boxes with classes
 (:mod:`.postprocess`): the same detections as mmdet's ``multiclass_nms``, without its
 N x K expansion of boxes and labels, which dominates inference with a large vocabulary.
 """
+import inspect
 from functools import partial
 from typing import Dict, Optional
 
 import torch
 import torch.nn.functional as F
-from mmdet.models.roi_heads.bbox_heads import (ConvFCBBoxHead, Shared2FCBBoxHead,
+from mmdet.models.roi_heads.bbox_heads import (BBoxHead, ConvFCBBoxHead, Shared2FCBBoxHead,
                                                Shared4Conv1FCBBoxHead)
 from mmdet.structures.bbox import get_box_tensor, scale_boxes
 from mmengine.structures import InstanceData
 
 from ...registry import register
+from ...text import TextCosineClassifier
 from ...text.classifier import spec_vocabulary, text_classifier_spec
-from ..text_variants import without_init_overrides
+from ...utils.cli import ConfigError
+from ..text_variants import (defining_class, stock_base, text_variant, text_variant_of,
+                             without_init_overrides)
 from .postprocess import (keep_top_scores, nms_pairs, pair_boxes, scored_pairs,
                           scored_pairs_of_embedded)
 
@@ -39,6 +46,11 @@ class TextClassifierMixin:
             kwargs['num_classes'] = len(vocab)
         kwargs['cls_predictor_cfg'] = dict(spec, type='TextCosineClassifier')
         super().__init__(*args, **kwargs)
+        if not isinstance(self._modules.get('fc_cls'), TextCosineClassifier):
+            raise ConfigError(
+                f'{name}: the stock head does not build fc_cls from cls_predictor_cfg (it makes '
+                'its own classifier, or none), so the text classifier cannot replace it; '
+                'not supported')
         # The stock Normal(0.01) override of fc_cls would also hit a trainable text tower.
         self.init_cfg = without_init_overrides(self.init_cfg, {'fc_cls'})
         # A loss that scores a sampled subset of classes per step (federated) needs only
@@ -63,15 +75,28 @@ class TextClassifierMixin:
                                 rcnn_test_cfg=None) -> InstanceData:
         """mmdet's results (same boxes, scores, labels and order), thresholding first.
 
-        Without a test_cfg (aug test: raw boxes and all scores) or without box regression,
-        mmdet's own path runs.
+        Without a test_cfg (aug test: raw boxes and all scores), without box regression, or
+        for a head with its own post-processing, mmdet's own path runs.
         """
-        if (rcnn_test_cfg is None or roi.shape[0] == 0 or cls_score is None
-                or bbox_pred is None or torch.onnx.is_in_onnx_export()):
+        if (not self._stock_postprocessing() or rcnn_test_cfg is None or roi.shape[0] == 0
+                or cls_score is None or bbox_pred is None or torch.onnx.is_in_onnx_export()):
             return super()._predict_by_feat_single(roi, cls_score, bbox_pred, img_meta,
                                                    rescale, rcnn_test_cfg)
         pairs = scored_pairs(cls_score, self._score_activation(), rcnn_test_cfg.score_thr)
         return self._results_of_pairs(pairs, roi, bbox_pred, img_meta, rescale, rcnn_test_cfg)
+
+    def _stock_postprocessing(self) -> bool:
+        """Whether the stock head post-processes with ``BBoxHead._predict_by_feat_single``
+        (which :meth:`_results_of_pairs` restates threshold-first)."""
+        base = stock_base(type(self), TextClassifierMixin)
+        return defining_class(base, '_predict_by_feat_single') is BBoxHead
+
+    def scores_embedded(self) -> bool:
+        """Whether :meth:`forward_embedded` + :meth:`predict_embedded` give this head's
+        detections: its post-processing is ``BBoxHead``'s and its forward returns
+        ``fc_cls``'s output untouched (``BBoxHead`` / ``ConvFCBBoxHead``)."""
+        forward = defining_class(stock_base(type(self), TextClassifierMixin), 'forward')
+        return self._stock_postprocessing() and forward in (BBoxHead, ConvFCBBoxHead)
 
     def forward_embedded(self, x: torch.Tensor):
         """``(embedded (N, D) RoI features, box deltas)``: the stock forward, in which the
@@ -159,3 +184,27 @@ class TextShared2FCBBoxHead(TextClassifierMixin, Shared2FCBBoxHead):
 @register('MODELS', scopes=('mmdet',))
 class TextShared4Conv1FCBBoxHead(TextClassifierMixin, Shared4Conv1FCBBoxHead):
     """``Shared4Conv1FCBBoxHead`` (HTC, GN+WS recipes) + text cosine classifier."""
+
+
+_TEXT_HEADS: Dict[type, type] = {ConvFCBBoxHead: TextConvFCBBoxHead,
+                                 Shared2FCBBoxHead: TextShared2FCBBoxHead,
+                                 Shared4Conv1FCBBoxHead: TextShared4Conv1FCBBoxHead}
+
+
+def text_bbox_head(base: type) -> type:
+    """The ``Text*`` class of any mmdet R-CNN box head class (made once, then reused)."""
+    if not (isinstance(base, type) and issubclass(base, BBoxHead)):
+        raise TypeError(f'{base!r} is not an mmdet R-CNN box head (a BBoxHead subclass)')
+    parameters = inspect.signature(base.__init__).parameters.values()
+    if not any(p.name == 'cls_predictor_cfg' or p.kind is p.VAR_KEYWORD for p in parameters):
+        raise TypeError(f'{base.__name__} makes its own classifier (it takes no '
+                        'cls_predictor_cfg); not supported')
+    return text_variant(TextClassifierMixin, base, _TEXT_HEADS, __name__)
+
+
+@register('MODELS', scopes=('mmdet',))
+def TextBBoxHead(base_type: str, **kwargs):  # noqa: N802 - a type name in configs
+    """Any registered mmdet box head with the text classifier:
+    ``dict(type='TextBBoxHead', base_type='SCNetBBoxHead', text_classifier=..., **head_args)``."""
+    from mmdet.registry import MODELS
+    return text_variant_of(MODELS, base_type, 'TextBBoxHead', text_bbox_head)(**kwargs)

@@ -50,6 +50,7 @@ class TextStandardRoIHead(StandardRoIHead):
     def _scores_in_chunks(self, rcnn_test_cfg, proposals) -> bool:
         return (rcnn_test_cfg is not None and not torch.is_grad_enabled()
                 and not self.training and isinstance(self.bbox_head, TextClassifierMixin)
+                and self.bbox_head.scores_embedded()
                 and self.bbox_head.with_cls and self.bbox_head.with_reg
                 and sum(len(p) for p in proposals) > 0
                 and not torch.onnx.is_in_onnx_export())

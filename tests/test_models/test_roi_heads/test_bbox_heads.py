@@ -31,6 +31,55 @@ def test_stock_head_adopts_text_classifier_with_type_and_one_key(tmp_path):
                                                text_tower=tiny_text_tower_cfg(str(tmp_path)))))
 
 
+def test_any_box_head_built_from_cls_predictor_cfg_and_one_line_refusals(tmp_path):
+    """TextBBoxHead(base_type=...) for any BBoxHead whose fc_cls comes from mmdet's
+    cls_predictor_cfg; heads that make their own classifier are refused in one line; a head
+    with its own post-processing keeps it (no threshold-first or chunked scoring)."""
+    from mmdet.models.roi_heads.bbox_heads import ConvFCBBoxHead
+    from mmdet.registry import MODELS
+    from mmengine.registry import init_default_scope
+
+    from ovdense.models.roi_heads import text_bbox_head as text_variant
+    from ovdense.utils.cli import ConfigError
+    init_default_scope('mmdet')
+    text = dict(vocabulary='red circle,blue star,green square',
+                text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    plain = MODELS.build(dict(type='TextBBoxHead', base_type='BBoxHead', in_channels=8,
+                              roi_feat_size=7, num_classes=3, reg_class_agnostic=True,
+                              with_avg_pool=True, text_classifier=text))
+    assert type(plain).__name__ == 'TextBBoxHead' and plain.scores_embedded()
+    cls_score, _ = plain.eval()(torch.randn(5, 8, 7, 7))
+    assert cls_score.shape == (5, 4)
+    scnet = MODELS.build(dict(type='TextBBoxHead', base_type='SCNetBBoxHead', in_channels=8,
+                              fc_out_channels=16, roi_feat_size=7, num_classes=3,
+                              num_shared_fcs=2, text_classifier=text))
+    # BBoxHead's post-processing (threshold-first), but its own forward: no chunked scoring
+    assert scnet._stock_postprocessing() and not scnet.scores_embedded()
+    assert MODELS.get('TextBBoxHead')  # and the convenience types are the same classes
+    assert text_variant(MODELS.get('Shared2FCBBoxHead')) is MODELS.get('TextShared2FCBBoxHead')
+    for base_type, extra in (('SABLHead', dict(in_channels=8)),
+                             ('DoubleConvFCBBoxHead', dict(in_channels=8, conv_out_channels=8,
+                                                           fc_out_channels=8, num_convs=1,
+                                                           num_fcs=1)),
+                             ('DIIHead', dict(in_channels=8, num_ffn_fcs=2, num_cls_fcs=1,
+                                              num_reg_fcs=1, feedforward_channels=16,
+                                              dynamic_conv_cfg=dict(
+                                                  type='DynamicConv', in_channels=8,
+                                                  feat_channels=4, out_channels=8,
+                                                  input_feat_shape=7)))):
+        with pytest.raises(ConfigError, match=f'{base_type}.*makes its own classifier'):
+            MODELS.build(dict(type='TextBBoxHead', base_type=base_type, num_classes=3,
+                              text_classifier=text, **extra))
+
+    class OwnPostprocessing(ConvFCBBoxHead):
+        def _predict_by_feat_single(self, *args, **kwargs):
+            return super()._predict_by_feat_single(*args, **kwargs)
+
+    own = text_variant(OwnPostprocessing)(num_shared_fcs=1, in_channels=8, fc_out_channels=8,
+                                          roi_feat_size=7, num_classes=3, text_classifier=text)
+    assert not own._stock_postprocessing() and not own.scores_embedded()
+
+
 def test_chunked_scoring_of_an_image_without_rois(tmp_path):
     from mmengine.config import ConfigDict
     head = text_bbox_head(tmp_path, 7, True)
