@@ -1,6 +1,6 @@
 """``Text<Head>`` classes: a mixin that swaps a stock head's classifier, put over the stock
 class. One place makes them, for every head family (decode, dense and box heads)."""
-from typing import Dict
+from typing import Callable, Dict
 
 
 def text_variant(mixin: type, base: type, made: Dict[type, type], module: str) -> type:
@@ -54,3 +54,19 @@ def text_variant_of(registry, base_type: str, owner: str, make) -> type:
         return make(base)
     except TypeError as err:
         raise ConfigError(f'{owner}: base_type={base_type!r}: {err}') from None
+
+
+def base_type_builder(name: str, scope: str, make: Callable[[type], type]) -> Callable:
+    """Registers ``name`` in ``scope``'s MODELS: ``dict(type=name, base_type='<Head>',
+    **head_args)`` builds ``make(<Head>)`` (the head's ``Text*`` class) from ``head_args``."""
+    from ..registry import register
+
+    def build(base_type: str, **kwargs):
+        import importlib
+        registry = importlib.import_module(f'{scope}.registry').MODELS
+        return text_variant_of(registry, base_type, name, make)(**kwargs)
+
+    build.__name__ = build.__qualname__ = name
+    build.__doc__ = (f"Any registered {scope} head with the text classifier: "
+                     f"``dict(type='{name}', base_type=..., text_classifier=..., **head_args)``.")
+    return register('MODELS', scopes=(scope,))(build)

@@ -42,7 +42,7 @@ except ImportError:  # pragma: no cover
     ConfigError = ValueError
 from ...text import TextCosineClassifier
 from ...text.classifier import head_num_classes, reading_component, text_classifier_spec
-from ..text_variants import text_variant, text_variant_of, without_init_overrides
+from ..text_variants import base_type_builder, text_variant, without_init_overrides
 
 
 class TextClassifierHeadMixin:
@@ -216,9 +216,4 @@ def text_decode_head(base: Type[BaseDecodeHead]) -> type:
     return text_variant(TextClassifierHeadMixin, base, _TEXT_HEADS, __name__)
 
 
-@register('MODELS', scopes=('mmseg',))
-def TextDecodeHead(base_type: str, **kwargs):  # noqa: N802 - a type name in configs
-    """Any registered mmseg decode head with the text classifier:
-    ``dict(type='TextDecodeHead', base_type='PSAHead', text_classifier=..., **head_args)``."""
-    from mmseg.registry import MODELS
-    return text_variant_of(MODELS, base_type, 'TextDecodeHead', text_decode_head)(**kwargs)
+TextDecodeHead = base_type_builder('TextDecodeHead', 'mmseg', text_decode_head)  # noqa: N816

@@ -51,7 +51,7 @@ from ...registry import register
 from ...text import TextCosineClassifier
 from ...text.classifier import head_num_classes, reading_component, text_classifier_spec
 from ...utils.cli import ConfigError
-from ..text_variants import (defining_class, stock_base, text_variant, text_variant_of,
+from ..text_variants import (base_type_builder, defining_class, stock_base, text_variant,
                              without_init_overrides)
 from .embedded_scores import EmbeddedScores, scoring_embedded
 
@@ -321,12 +321,7 @@ def text_dense_head(base: type) -> type:
     return text_variant(TextDenseHeadMixin, base, _TEXT_HEADS, __name__)
 
 
-@register('MODELS', scopes=('mmdet',))
-def TextDenseHead(base_type: str, **kwargs):  # noqa: N802 - a type name in configs
-    """Any registered mmdet dense head with the text classifier:
-    ``dict(type='TextDenseHead', base_type='TOODHead', text_classifier=..., **head_args)``."""
-    from mmdet.registry import MODELS
-    return text_variant_of(MODELS, base_type, 'TextDenseHead', text_dense_head)(**kwargs)
+TextDenseHead = base_type_builder('TextDenseHead', 'mmdet', text_dense_head)  # noqa: N816
 
 
 def _convenience_type(base: type) -> type:

@@ -26,7 +26,7 @@ from ...registry import register
 from ...text import TextCosineClassifier
 from ...text.classifier import spec_vocabulary, text_classifier_spec
 from ...utils.cli import ConfigError
-from ..text_variants import (defining_class, stock_base, text_variant, text_variant_of,
+from ..text_variants import (base_type_builder, defining_class, stock_base, text_variant,
                              without_init_overrides)
 from .postprocess import (keep_top_scores, nms_pairs, pair_boxes, scored_pairs,
                           scored_pairs_of_embedded)
@@ -202,9 +202,4 @@ def text_bbox_head(base: type) -> type:
     return text_variant(TextClassifierMixin, base, _TEXT_HEADS, __name__)
 
 
-@register('MODELS', scopes=('mmdet',))
-def TextBBoxHead(base_type: str, **kwargs):  # noqa: N802 - a type name in configs
-    """Any registered mmdet box head with the text classifier:
-    ``dict(type='TextBBoxHead', base_type='SCNetBBoxHead', text_classifier=..., **head_args)``."""
-    from mmdet.registry import MODELS
-    return text_variant_of(MODELS, base_type, 'TextBBoxHead', text_bbox_head)(**kwargs)
+TextBBoxHead = base_type_builder('TextBBoxHead', 'mmdet', text_bbox_head)  # noqa: N816
