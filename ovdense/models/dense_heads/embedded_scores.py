@@ -5,11 +5,13 @@ At test time each classification layer of a text dense head gives :class:`Embedd
 (its embedded features and its classifier) where the stock head gives a level's
 ``(B, A x K, H, W)`` logits. The object travels through mmdet's unchanged post-processing in
 the logits' place and answers what that code asks of them: shape, size, dtype, device, one
-image, detach, the ``permute(1, 2, 0).reshape(-1, K)`` to rows, the sigmoid. The scores
-themselves are made only by mmdet's ``filter_scores_and_topk``, which
-:func:`scoring_embedded` replaces for the call by :func:`filter_scores_and_topk`: the rows are
+image, detach, the ``permute(1, 2, 0).reshape(-1, K)`` to rows (or the batched
+``permute(0, 2, 3, 1).reshape(B, -1, K)`` and ``torch.cat`` over levels, YOLOX), the
+sigmoid. The scores themselves are made only by mmdet's ``filter_scores_and_topk``, which
+:func:`scoring_embedded` replaces for the call by :func:`filter_scores_and_topk` (the rows are
 scored, thresholded and cut to ``nms_pre`` a chunk at a time, holding only the pairs that can
-still make the cut (``postprocess.scored_pairs_of_embedded``), in mmdet's order; the
+still make the cut, ``postprocess.scored_pairs_of_embedded``, in mmdet's order), or by
+``torch.max`` over the classes (YOLOX: each row's best class, a chunk of rows at a time); the
 ``locations x K`` scores never exist at once. Anything else asked of the object raises, so a
 head whose code does more with its scores fails loudly instead of scoring wrongly; the heads
 whose post-processing is known to take only these steps are listed in
@@ -17,25 +19,35 @@ whose post-processing is known to take only these steps are listed in
 """
 import contextlib
 import types
-from typing import Optional
+from typing import Callable, List, Optional, Tuple
 
 import torch
 
 from ..roi_heads.postprocess import scored_pairs_of_embedded
 
-_STEPS = ('map', 'hwc', 'rows', 'sigmoid')
-
-
 class EmbeddedScores:
-    """One level's classification output, not yet scored: ``embedded`` is (B, A x D, H, W)
-    (``step='map'``, or (A x D, H, W) for one image), (H, W, A x D) after the permute, then
-    (H x W x A, D) rows; ``classifier`` is the level's ``TextCosineClassifier``."""
+    """One level's classification output, not yet scored (or several levels' rows, after
+    ``torch.cat``): ``parts`` are ``(classifier, features)`` pairs, the level's
+    ``TextCosineClassifier`` and its embedded features: (B, A x D, H, W) at ``step='map'``
+    (or (A x D, H, W) for one image), (B, H, W, A x D) after the permute, then (B, N, D)
+    rows (or (N, D) for one image)."""
 
-    def __init__(self, embedded: torch.Tensor, classifier, step: str = 'map'):
-        self.embedded, self.classifier, self.step = embedded, classifier, step
+    def __init__(self, embedded: torch.Tensor, classifier, step: str = 'map',
+                 parts: Optional[List[Tuple]] = None):
+        self.parts = parts if parts is not None else [(classifier, embedded)]
+        self.step = step
 
-    def _then(self, step: str, embedded: torch.Tensor) -> 'EmbeddedScores':
-        return EmbeddedScores(embedded, self.classifier, step)
+    @property
+    def classifier(self):
+        return self.parts[0][0]
+
+    @property
+    def embedded(self) -> torch.Tensor:
+        return self.parts[0][1]
+
+    def _then(self, step: str, change: Callable[[torch.Tensor], torch.Tensor]
+              ) -> 'EmbeddedScores':
+        return EmbeddedScores(None, None, step, [(c, change(e)) for c, e in self.parts])
 
     def _expect(self, step: str, what: str) -> None:
         if self.step != step:
@@ -49,12 +61,20 @@ class EmbeddedScores:
     def shape(self) -> torch.Size:
         """The shape the stock logits would have at this step."""
         dims, depth = list(self.embedded.shape), self.classifier.embed_dim
-        channel = -3 if self.step == 'map' else -1
-        dims[channel] = dims[channel] // depth * self.classifier.out_features
+        if self.step == 'map':
+            dims[-3] = dims[-3] // depth * self.classifier.out_features
+        elif self.step == 'hwc':
+            dims[-1] = dims[-1] // depth * self.classifier.out_features
+        else:
+            dims[-2] = sum(e.shape[-2] for _, e in self.parts)
+            dims[-1] = self.classifier.out_features
         return torch.Size(dims)
 
     def size(self, dim: Optional[int] = None):
         return self.shape if dim is None else self.shape[dim]
+
+    def dim(self) -> int:
+        return len(self.shape)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -65,31 +85,76 @@ class EmbeddedScores:
         return self.embedded.device
 
     def __getitem__(self, image: int) -> 'EmbeddedScores':
-        self._expect('map', 'indexing')
-        if self.embedded.dim() != 4 or not isinstance(image, int):
+        batched = self.embedded.dim() == (4 if self.step in ('map', 'hwc') else 3)
+        if not (batched and isinstance(image, int)):
             raise TypeError('a text dense head\'s test-time scores are indexed by image only')
-        return self._then('map', self.embedded[image])
+        return self._then(self.step, lambda e: e[image])
 
     def detach(self) -> 'EmbeddedScores':
-        return self._then(self.step, self.embedded.detach())
+        return self._then(self.step, torch.Tensor.detach)
 
     def permute(self, *dims) -> 'EmbeddedScores':
         self._expect('map', 'permute')
-        if self.embedded.dim() != 3 or tuple(dims) != (1, 2, 0):
+        wanted = (1, 2, 0) if self.embedded.dim() == 3 else (0, 2, 3, 1)
+        if tuple(dims) != wanted:
             raise TypeError(f'permute{tuple(dims)} of a text dense head\'s test-time scores: '
-                            'only one image\'s permute(1, 2, 0) is supported')
-        return self._then('hwc', self.embedded.permute(1, 2, 0))
+                            f'only permute{wanted} (channels last) is supported')
+        return self._then('hwc', lambda e: e.permute(*dims))
 
     def reshape(self, *shape) -> 'EmbeddedScores':
         self._expect('hwc', 'reshape')
-        if tuple(shape) != (-1, self.classifier.out_features):
+        batch = self.embedded.shape[:-3]  # () for one image, (B,) for a batch
+        if tuple(shape) != (*batch, -1, self.classifier.out_features):
             raise TypeError(f'reshape{tuple(shape)} of a text dense head\'s test-time scores: '
-                            f'only reshape(-1, {self.classifier.out_features}) is supported')
-        return self._then('rows', self.embedded.reshape(-1, self.classifier.embed_dim))
+                            f'only reshape({", ".join(map(str, batch))}{", " if batch else ""}'
+                            f'-1, {self.classifier.out_features}) is supported')
+        return self._then('rows', lambda e: e.reshape(*batch, -1, self.classifier.embed_dim))
 
     def sigmoid(self) -> 'EmbeddedScores':
         self._expect('rows', 'sigmoid')
-        return self._then('sigmoid', self.embedded)
+        return self._then('sigmoid', lambda e: e)
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):
+        """``torch.cat`` of levels' rows along the rows (YOLOX) and ``torch.max`` over the
+        classes of one image's sigmoid scores; any other torch function is refused."""
+        kwargs = kwargs or {}
+        if func is torch.cat:
+            return cls._cat(*args, **kwargs)
+        if func is torch.max:
+            return cls._max(*args, **kwargs)
+        raise TypeError(f'{getattr(func, "__name__", func)} of a text dense head\'s test-time '
+                        "scores: not a step of mmdet's dense post-processing; this head needs "
+                        'the stock scoring path')
+
+    @classmethod
+    def _cat(cls, tensors, dim: int = 0) -> 'EmbeddedScores':
+        steps = {t.step if isinstance(t, EmbeddedScores) else None for t in tensors}
+        if steps not in ({'rows'}, {'sigmoid'}) or dim not in (-2, tensors[0].dim() - 2):
+            raise TypeError('torch.cat of a text dense head\'s test-time scores: only rows of '
+                            'levels, along the rows, are supported')
+        return EmbeddedScores(None, None, steps.pop(), [p for t in tensors for p in t.parts])
+
+    def _max(self, dim: int):
+        """``torch.max(scores, 1)`` of one image's sigmoid scores: each row's best score and
+        class, made a chunk of rows at a time (the same values and indices as torch.max over
+        the whole matrix, up to the products' rounding)."""
+        self._expect('sigmoid', 'torch.max')
+        if self.embedded.dim() != 2 or dim not in (1, -1):
+            raise TypeError('torch.max of a text dense head\'s test-time scores: only over the '
+                            'classes (dim 1) of one image is supported')
+        from ..roi_heads import postprocess
+        rows = max(1, postprocess.SCORE_CHUNK_ELEMENTS // self.classifier.out_features)
+        values, indices = [], []
+        for classifier, embedded in self.parts:
+            weights = classifier.inference_weights(embedded)
+            for start in range(0, embedded.shape[0], rows):
+                scores = classifier.logits_of_embedded(embedded[start:start + rows],
+                                                       weights).sigmoid()
+                best = scores.max(1)
+                values.append(best.values)
+                indices.append(best.indices)
+        return torch.cat(values), torch.cat(indices)
 
     # -- the scoring ------------------------------------------------------------------------
     def top_scores(self, score_thr: float, topk: int):

@@ -33,10 +33,10 @@ At test time, sigmoid heads whose post-processing reads the scores only through 
 classifiers' embedded features (:meth:`TextDenseHeadMixin.predict`, ``embedded_scores.py``):
 the locations x K scores never exist at once.
 """
+import contextlib
 import re
 import sys
-import types
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import ContextManager, Dict, Iterator, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
@@ -63,8 +63,10 @@ _CLS_NAME = re.compile(r'(^|_)cls(_out)?$|^cls_score$')
 # Chunked test-time scoring (embedded_scores.py) runs only where the whole path is known:
 # mmdet classes whose dense post-processing (predict_by_feat -> _predict_by_feat_single) reads
 # a level's logits only through permute(1, 2, 0).reshape(-1, K).sigmoid() and then
-# filter_scores_and_topk (YOLOX, SOLOv2, TOOD and PAA read all classes' scores otherwise) ...
+# filter_scores_and_topk (SOLOv2, TOOD and PAA read all classes' scores otherwise), or whose
+# predict_by_feat takes each location's best class with torch.max over all levels' rows ...
 _EMBEDDED_POSTPROCESSING = ('BaseDenseHead', 'GFLHead', 'RTMDetInsHead', 'CondInstBboxHead')
+_EMBEDDED_MAX_POSTPROCESSING = ('YOLOXHead',)
 # ... and classes whose forward / forward_single return the classification conv's output
 # untouched (YOLOF, TOOD, SABL, guided anchoring... change or mask it; RTMDet's heads only
 # with with_objectness, checked apart)
@@ -72,7 +74,7 @@ _LOGIT_KEEPING_FORWARDS = (
     'AnchorHead', 'AnchorFreeHead', 'RetinaHead', 'RetinaSepBNHead', 'FCOSHead', 'ATSSHead',
     'GFLHead', 'VFNetHead', 'CenterNetUpdateHead', 'FSAFHead', 'AutoAssignHead', 'DDODHead',
     'CondInstBboxHead', 'RTMDetHead', 'RTMDetSepBNHead', 'RTMDetInsHead',
-    'RTMDetInsSepBNHead')
+    'RTMDetInsSepBNHead', 'YOLOXHead')
 
 
 class PriorTextClassifier(BaseModule):
@@ -261,26 +263,28 @@ class TextDenseHeadMixin:
     def predict(self, *args, **kwargs):
         """Sigmoid heads on mmdet's post-processing of :data:`_EMBEDDED_POSTPROCESSING`: the
         classification layers give :class:`EmbeddedScores`, scored a chunk of locations at a
-        time by that post-processing's ``filter_scores_and_topk`` (the locations x K scores
-        never exist at once; the detections are mmdet's). Other heads: the stock path."""
-        module = self._embedded_scoring_module()
-        if module is None:
+        time by that post-processing's ``filter_scores_and_topk`` or ``torch.max`` (the
+        locations x K scores never exist at once; the detections are mmdet's). Other heads:
+        the stock path."""
+        scoring = self._embedded_scoring()
+        if scoring is None:
             return super().predict(*args, **kwargs)
         classifiers = [m for m in self.modules() if isinstance(m, PriorTextClassifier)]
         for classifier in classifiers:
             classifier.gives_embedded_scores = True
         try:
-            with scoring_embedded(module):
+            with scoring:
                 return super().predict(*args, **kwargs)
         finally:
             for classifier in classifiers:
                 classifier.gives_embedded_scores = False
 
-    def _embedded_scoring_module(self) -> Optional[types.ModuleType]:
-        """The module of the stock post-processing that scores :class:`EmbeddedScores`, or
-        None where the stock path must run: softmax or custom activations, an objectness
-        branch that the forward multiplies into the scores (RTMDet's ``with_objectness``),
-        a forward not in :data:`_LOGIT_KEEPING_FORWARDS`, post-processing not in
+    def _embedded_scoring(self) -> Optional[ContextManager]:
+        """What makes the stock post-processing score :class:`EmbeddedScores` (its module's
+        ``filter_scores_and_topk`` replaced, or nothing for YOLOX's ``torch.max``), or None
+        where the stock path must run: softmax or custom activations, an objectness branch
+        that the forward multiplies into the scores (RTMDet's ``with_objectness``), a forward
+        not in :data:`_LOGIT_KEEPING_FORWARDS`, post-processing not in
         :data:`_EMBEDDED_POSTPROCESSING`, or no conv classifier."""
         from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
         if not getattr(self, 'use_sigmoid_cls', False) or \
@@ -289,14 +293,18 @@ class TextDenseHeadMixin:
                 not any(isinstance(m, PriorTextClassifier) for m in self.modules()):
             return None
         base = stock_base(type(self), TextDenseHeadMixin)
-        single = defining_class(base, '_predict_by_feat_single')
-        if single.__name__ not in _EMBEDDED_POSTPROCESSING or \
-                defining_class(base, 'predict_by_feat') not in (BaseDenseHead, single) or \
-                defining_class(base, 'predict') is not BaseDenseHead or \
+        if defining_class(base, 'predict') is not BaseDenseHead or \
                 any(defining_class(base, name).__name__ not in _LOGIT_KEEPING_FORWARDS
                     for name in ('forward', 'forward_single') if hasattr(base, name)):
             return None
-        return sys.modules[single.__module__]
+        by_feat = defining_class(base, 'predict_by_feat')
+        if by_feat.__name__ in _EMBEDDED_MAX_POSTPROCESSING:
+            return contextlib.nullcontext()
+        single = defining_class(base, '_predict_by_feat_single')
+        if single.__name__ not in _EMBEDDED_POSTPROCESSING or \
+                by_feat not in (BaseDenseHead, single):
+            return None
+        return scoring_embedded(sys.modules[single.__module__])
 
     def init_weights(self) -> None:
         super().init_weights()

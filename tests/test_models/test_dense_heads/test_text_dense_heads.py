@@ -107,14 +107,15 @@ def test_stock_dense_head_trains_predicts_and_swaps_vocabulary(relpath, masks, t
 
 # heads whose sigmoid scores go through mmdet's filter_scores_and_topk: BaseDenseHead's
 # post-processing (RetinaNet, FCOS, ATSS, RTMDet-tiny: one classifier per level), GFL's,
-# RTMDet-Ins's and CondInst's own
+# RTMDet-Ins's and CondInst's own; YOLOX's (torch.cat of the levels' rows, torch.max)
 CHUNKED = [('retinanet/retinanet_r50_fpn_1x_coco.py', False),
            ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', False),
            ('atss/atss_r50_fpn_1x_coco.py', False),
            ('rtmdet/rtmdet_tiny_8xb32-300e_coco.py', False),
            ('gfl/gfl_r50_fpn_1x_coco.py', False),
            ('rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py', True),
-           ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', True)]
+           ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', True),
+           ('yolox/yolox_tiny_8xb8-300e_coco.py', False)]
 
 
 @pytest.mark.parametrize('relpath,masks', CHUNKED,
@@ -132,15 +133,16 @@ def test_chunked_dense_inference_equals_mmdet(relpath, masks, tmp_path, monkeypa
     # many candidates, a real top-k cut; untrained RTMDet boxes are empty: keep them
     head.test_cfg.update(score_thr=0.002, nms_pre=60, min_bbox_size=-1)
     levels = []
-    real_top_scores = EmbeddedScores.top_scores
-    monkeypatch.setattr(EmbeddedScores, 'top_scores',
-                        lambda *a: levels.append(1) or real_top_scores(*a))
+    for method in ('top_scores', '_max'):  # the two ways of scoring
+        real = getattr(EmbeddedScores, method)
+        monkeypatch.setattr(EmbeddedScores, method,
+                            lambda *a, real=real: levels.append(1) or real(*a))
     one_chunk = _predict(model, masks)
     monkeypatch.setattr(postprocess, 'SCORE_CHUNK_ELEMENTS', 200)  # many chunks per level
     chunks = _predict(model, masks)
     assert levels and len(one_chunk) > 0
     levels.clear()
-    monkeypatch.setattr(head, '_embedded_scoring_module', lambda: None)
+    monkeypatch.setattr(head, '_embedded_scoring', lambda: None)
     stock = _predict(model, masks)
     assert not levels
     for key in ('bboxes', 'scores', 'labels') + (('masks',) if masks else ()):
@@ -149,12 +151,12 @@ def test_chunked_dense_inference_equals_mmdet(relpath, masks, tmp_path, monkeypa
                                    atol=1e-6 if key in ('bboxes', 'scores') else 0)
 
 
-@pytest.mark.parametrize('relpath', ['yolox/yolox_tiny_8xb8-300e_coco.py',
+@pytest.mark.parametrize('relpath', ['yolof/yolof_r50-c5_8xb8-1x_coco.py',
                                      'solov2/solov2_r50_fpn_1x_coco.py',
                                      'tood/tood_r50_fpn_1x_coco.py'])
 def test_heads_with_other_postprocessing_keep_the_stock_path(relpath, tmp_path):
     model, head = _text_model(relpath, tmp_path)
-    assert head._embedded_scoring_module() is None
+    assert head._embedded_scoring() is None
     assert len(_predict(model, 'solov2' in relpath).scores) >= 0  # their own path runs
 
 
@@ -174,7 +176,7 @@ def test_objectness_keeps_the_stock_path(tmp_path, monkeypatch):
                                          text_tower=tiny_text_tower_cfg(str(tmp_path))))
     head = MODELS.build(head_cfg)
     head.init_weights()
-    assert head.with_objectness and head._embedded_scoring_module() is None
+    assert head.with_objectness and head._embedded_scoring() is None
     made = []
     real_init = EmbeddedScores.__init__
     monkeypatch.setattr(EmbeddedScores, '__init__',
