@@ -158,6 +158,17 @@ def give_lvis_eval_np_float() -> None:
         lvis_eval.np = _NumpyWithFloatAlias('numpy')
 
 
+def let_ssd_head_predict() -> None:
+    """mmdet 3.3's ``BaseDenseHead._predict_by_feat_single`` reads ``self.loss_cls``, which
+    ``SSDHead`` never sets (it skips AnchorHead's __init__), so every SSD prediction fails with
+    ``'SSDHead' object has no attribute 'loss_cls'`` (open-mmlab/mmdetection#11305, #11780).
+    SSDHead gets a ``loss_cls`` that is None unless a subclass registers one, so that check is
+    false and SSD scores with its softmax as before 3.3."""
+    from mmdet.models.dense_heads import SSDHead
+    if 'loss_cls' not in vars(SSDHead):
+        SSDHead.loss_cls = property(lambda self: self._modules.get('loss_cls'))
+
+
 def init_cpu_distributed(cfg) -> bool:
     """mmengine's pytorch launcher always calls ``torch.cuda.set_device``, so torchrun jobs
     cannot run on CPU. Without CUDA, start the gloo process group from torchrun's
@@ -181,3 +192,4 @@ def init_cpu_distributed(cfg) -> bool:
 def apply_all() -> None:
     allow_mmengine_checkpoint_globals()
     give_lvis_eval_np_float()
+    let_ssd_head_predict()

@@ -94,3 +94,26 @@ def test_missing_mmaction_does_not_break_import():
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == 'None'
+
+
+def test_stock_ssd_predicts():
+    """mmdet 3.3's dense post-processing reads loss_cls, which SSDHead never sets
+    (open-mmlab/mmdetection#11305): with ovdense imported the stock SSD300 predicts, and a
+    subclass that registers its own loss_cls still reads it."""
+    import ovdense  # noqa: F401
+    from mmdet.models.losses import FocalLoss
+    from mmdet.registry import MODELS
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.registry import init_default_scope
+
+    from ovdense.testing.configs import installed_config
+    init_default_scope('mmdet')
+    model = MODELS.build(installed_config('mmdet', 'ssd/ssd300_coco.py').model).eval()
+    model.bbox_head.test_cfg.score_thr = 0.0  # untrained: every softmax score is ~1/81
+    inputs = demo_mm_inputs(batch_size=1, image_shapes=[(3, 300, 300)], num_items=[3],
+                            num_classes=4)
+    with torch.no_grad():
+        found = model(**model.data_preprocessor(inputs, False), mode='predict')[0]
+    assert len(found.pred_instances.scores) > 0 and model.bbox_head.loss_cls is None
+    model.bbox_head.loss_cls = FocalLoss()
+    assert isinstance(model.bbox_head.loss_cls, FocalLoss)

@@ -57,8 +57,13 @@ def _rcnn(cfg, tower) -> Optional[bool]:
         _as_text_head(head, 'TextBBoxHead', tower)
         if head.base_type != 'DIIHead':  # sets it itself
             head.reg_class_agnostic = True  # needed for a vocabulary swap
-    for head in _each(roi_head.get('mask_head') or []):
-        head.num_classes, head.class_agnostic = 4, True
+    for key in ('mask_head', 'point_head', 'mask_iou_head'):  # class-agnostic masks
+        for head in _each(roi_head.get(key) or []):
+            head.num_classes = 4
+            if 'class_agnostic' in head or key != 'mask_iou_head':
+                head.class_agnostic = True
+    if roi_head.type == 'MaskScoringRoIHead':  # the README's way for Mask Scoring R-CNN
+        roi_head.type = 'TextMaskScoringRoIHead'
     return roi_head.get('mask_head') is not None
 
 

@@ -36,7 +36,7 @@ the locations x K scores never exist at once.
 import contextlib
 import re
 import sys
-from typing import ContextManager, Dict, Iterator, List, Optional, Tuple
+from typing import ContextManager, Dict, Iterator, List, Optional, Tuple, Union
 
 import torch
 import torch.nn as nn
@@ -216,19 +216,24 @@ class TextDenseHeadMixin:
         self.__dict__['_background_channels'] = value - self.num_classes
 
     @property
-    def _num_priors(self) -> int:
+    def _num_priors(self) -> Union[int, List[int]]:
+        """Priors per location: one count, or one per level (SSD)."""
         return getattr(self, 'num_base_priors', 1)
 
     # -- construction ----------------------------------------------------------------------
     def _classification_convs(self) -> Iterator[Tuple[str, nn.Module]]:
-        """The stock classification layers: ``Conv2d`` named ``*_cls`` with A x C outputs
-        (dense heads), ``Linear`` named ``*_cls`` or in ``cls_branches`` with C outputs (the
-        DETR family, one per decoder layer or one shared)."""
-        outputs = self._num_priors * self.cls_out_channels
+        """The stock classification layers: ``Conv2d`` named ``*_cls`` (or the last conv of
+        each of SSD's ``cls_convs``) with A x C outputs (dense heads), ``Linear`` named
+        ``*_cls`` or in ``cls_branches`` with C outputs (the DETR family, one per decoder
+        layer or one shared)."""
+        priors = self._num_priors
+        outputs = {a * self.cls_out_channels for a in (priors if isinstance(priors, list)
+                                                       else [priors])}
         for path, module in self.named_modules(remove_duplicate=False):
             named = [part for part in path.split('.') if not part.isdigit()][-1:] or ['']
             if isinstance(module, nn.Conv2d):
-                found = module.out_channels == outputs and _CLS_NAME.search(named[0])
+                found = module.out_channels in outputs and (
+                    _CLS_NAME.search(named[0]) or self._last_of_cls_convs(path))
             elif isinstance(module, nn.Linear):
                 found = module.out_features == self.cls_out_channels and (
                     _CLS_NAME.search(named[0]) or named[0] == 'cls_branches')
@@ -236,6 +241,15 @@ class TextDenseHeadMixin:
                 found = False
             if found:
                 yield path, module
+
+    def _last_of_cls_convs(self, path: str) -> bool:
+        """``cls_convs.<level>.<last>``: SSD's classifier, the last layer of each level's
+        ``Sequential`` (the ones before it are depthwise feature convs)."""
+        parts = path.split('.')
+        if len(parts) != 3 or parts[0] != 'cls_convs':
+            return False
+        level = self.get_submodule('.'.join(parts[:2]))
+        return isinstance(level, nn.Sequential) and parts[2] == str(len(level) - 1)
 
     def _replace(self, convs, spec: Dict, embed_channels: Optional[int]) -> List[str]:
         """Each classification conv becomes a PriorTextClassifier, each Linear a
@@ -254,7 +268,8 @@ class TextDenseHeadMixin:
                     **(spec if first is None
                        else reading_component(spec, first.classifier.class_embeddings)))
                 made[id(conv)] = LinearTextClassifier(classifier) if linear else \
-                    PriorTextClassifier(conv, self._num_priors, channels, classifier)
+                    PriorTextClassifier(conv, conv.out_channels // self.cls_out_channels,
+                                        channels, classifier)
             parent, _, name = path.rpartition('.')
             self.get_submodule(parent)._modules[name] = made[id(conv)]
         return [path for path, _ in convs]

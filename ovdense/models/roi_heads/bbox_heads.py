@@ -38,8 +38,8 @@ class TextClassifierMixin:
     def __init__(self, *args, text_classifier: Optional[Dict] = None, **kwargs):
         name = type(self).__name__
         if 'cls_predictor_cfg' in kwargs:
-            raise ValueError(f'{name} builds its classifier from text_classifier=...; remove '
-                             'cls_predictor_cfg from the config')
+            raise ConfigError(f'{name} builds its classifier from text_classifier=...; remove '
+                              'cls_predictor_cfg from the config')
         spec = text_classifier_spec(text_classifier, name)
         vocab, shared = spec_vocabulary(spec)
         if shared:  # the model's class list: the head's class count follows it

@@ -9,7 +9,8 @@ from ovdense.apis import set_model_vocabulary
 from ovdense.apis.vocabulary import text_classifiers
 from ovdense.models.dense_heads import PriorTextClassifier, text_dense_head
 from ovdense.testing import tiny_text_tower_cfg
-from ovdense.testing.configs import installed_config, parameters_without_gradient
+from ovdense.testing.configs import (backward_of_losses, installed_config,
+                                    parameters_without_gradient)
 from ovdense.text import TextCosineClassifier
 from ovdense.utils.cli import ConfigError
 
@@ -103,6 +104,37 @@ def test_stock_dense_head_trains_predicts_and_swaps_vocabulary(relpath, masks, t
     again = _predict(model, masks)
     assert torch.equal(again.labels, before.labels)
     assert torch.equal(again.scores, before.scores)
+
+
+@pytest.mark.parametrize('relpath', ['ssd/ssd300_coco.py',
+                                     'ssd/ssdlite_mobilenetv2-scratch_8xb24-600e_coco.py'])
+def test_ssd_per_level_prior_counts(relpath, tmp_path):
+    """SSD: a different prior count per level (4, 6, 6, 6, 4, 4), each level's classifier
+    the last conv of its cls_convs (after depthwise convs in SSDLite), softmax with a learned
+    background column: every level reads one component, trains, predicts and swaps."""
+    from mmdet.testing import demo_mm_inputs
+    model, head = _text_model(relpath, tmp_path)
+    assert [m.num_priors for m in head.modules() if isinstance(m, PriorTextClassifier)] == \
+        head.num_base_priors
+    assert len({id(c.class_embeddings) for c in text_classifiers(head)}) == 1
+    size = 320 if 'ssdlite' in relpath else 300
+    torch.manual_seed(0)
+    inputs = demo_mm_inputs(batch_size=2, image_shapes=[(3, size, size)] * 2, num_items=[3] * 2,
+                            num_classes=4)
+    model.train()
+    losses = model(**model.data_preprocessor(inputs, True), mode='loss')
+    assert backward_of_losses(model, losses) == []
+    model.eval()
+    data = model.data_preprocessor(dict(inputs=inputs['inputs'][:1],
+                                        data_samples=inputs['data_samples'][:1]), False)
+    with torch.no_grad():
+        before = model(**data, mode='predict')[0].pred_instances
+        set_model_vocabulary(model, VOCAB6)
+        assert head.cls_out_channels == 7
+        model(**data, mode='predict')
+        set_model_vocabulary(model, VOCAB4)
+        again = model(**data, mode='predict')[0].pred_instances
+    assert torch.equal(again.labels, before.labels) and torch.equal(again.scores, before.scores)
 
 
 # heads whose sigmoid scores go through mmdet's filter_scores_and_topk: BaseDenseHead's
