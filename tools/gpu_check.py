@@ -84,7 +84,8 @@ class Report:
     def step(self, name: str, fn, *args) -> None:
         elapsed = time.time() - self.start
         if elapsed > self.budget:
-            self.data['steps'][name] = {'status': 'skipped', 'why': f'budget spent ({elapsed:.0f} s)'}
+            self.data['steps'][name] = {'status': 'skipped',
+                                        'why': f'budget spent ({elapsed:.0f} s)'}
             print(f'[gpu_check] {name}: skipped (budget)', flush=True)
         else:
             print(f'[gpu_check] {name} ...', flush=True)

@@ -25,8 +25,9 @@ class TextMaskScoringRoIHead(TextStandardRoIHead, MaskScoringRoIHead):
     def __init__(self, mask_iou_head: ConfigType, **kwargs):
         mask_head = kwargs.get('mask_head') or {}
         if not mask_head.get('class_agnostic', False):
-            raise ConfigError('TextMaskScoringRoIHead: set mask_head.class_agnostic=True (per-class '
-                              'mask channels do not follow the text classifier\'s vocabulary)')
+            raise ConfigError('TextMaskScoringRoIHead: set mask_head.class_agnostic=True '
+                              '(per-class mask channels do not follow the text classifier\'s '
+                              'vocabulary)')
         super().__init__(mask_iou_head=dict(mask_iou_head, num_classes=1), **kwargs)
 
     def mask_loss(self, x, sampling_results: List, bbox_feats, batch_gt_instances):
