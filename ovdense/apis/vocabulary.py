@@ -48,7 +48,18 @@ def set_model_vocabulary(model: nn.Module, vocabulary,
             extra = getattr(module, 'out_channels', None)
             if isinstance(extra, int) and extra - old in (0, 1):
                 module.out_channels = len(vocab) + extra - old
+    _follow_panoptic_counts(model, len(vocab))
     return vocab
+
+
+def _follow_panoptic_counts(model: nn.Module, num_classes: int) -> None:
+    """mmdet's panoptic fusion heads (no classifier of their own) count the things and stuff
+    of the head they post-process: the new class count, the same stuff count."""
+    for module in model.modules():
+        if hasattr(module, 'num_things_classes') and hasattr(module, 'num_stuff_classes') \
+                and not any(isinstance(m, TextCosineClassifier) for m in module.modules()):
+            module.num_things_classes = num_classes - module.num_stuff_classes
+            module.num_classes = num_classes
 
 
 def _check_class_agnostic(model: nn.Module, num_classes: int) -> None:

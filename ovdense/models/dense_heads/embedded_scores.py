@@ -199,3 +199,49 @@ def scoring_embedded(module: types.ModuleType):
         yield
     finally:
         module.filter_scores_and_topk = original
+
+
+def solov2_predict_by_feat(head, mlvl_kernel_preds, mlvl_cls_scores, mask_feats,
+                           batch_img_metas, **kwargs):
+    """SOLOv2's ``predict_by_feat`` with :class:`EmbeddedScores` levels: per image, the
+    (grid cell, class) pairs whose sigmoid score is a 2 x 2 local maximum of its class map
+    (SOLOv2's point NMS) and above ``score_thr`` are found a chunk of classes at a time; the
+    stock ``_predict_by_feat_single`` then runs on the classes that have a pair (a compact
+    score matrix whose row-major pairs are the same, in the same order) and its labels are
+    mapped back. The grid cells x K scores never exist at once."""
+    import torch.nn.functional as F
+    from ..roi_heads import postprocess
+    score_thr = head.test_cfg.score_thr
+    results = []
+    for image, img_meta in enumerate(batch_img_metas):
+        cells, labels, scores, first = [], [], [], 0
+        for level in mlvl_cls_scores:
+            classifier, embedded = level.parts[0][0], level.parts[0][1][image]  # (D, S, S)
+            size = embedded.shape[-2:]
+            rows = embedded.permute(1, 2, 0).reshape(-1, embedded.shape[0])
+            weights = classifier.inference_weights(rows)
+            chunk = max(1, postprocess.SCORE_CHUNK_ELEMENTS // rows.shape[0])
+            for start in range(0, weights.shape[0], chunk):
+                maps = classifier.logits_of_embedded(rows, weights[start:start + chunk])
+                maps = maps.sigmoid().t().reshape(1, -1, *size)
+                local_max = F.max_pool2d(maps, 2, stride=1, padding=1)
+                maps = (maps * (local_max[..., :-1, :-1] == maps))[0].flatten(1).t()
+                cell, label = (maps > score_thr).nonzero(as_tuple=True)
+                cells.append(cell + first)
+                labels.append(label + start)
+                scores.append(maps[cell, label])
+            first += rows.shape[0]
+        cells, labels, scores = torch.cat(cells), torch.cat(labels), torch.cat(scores)
+        # classes with a pair, in class order; every class when zeros would pass the threshold
+        used = labels.unique() if score_thr >= 0 else torch.arange(
+            head.num_classes, device=labels.device)
+        compact = scores.new_zeros(first, len(used))
+        compact[cells, torch.searchsorted(used, labels)] = scores
+        kernels = torch.cat([k[image].permute(1, 2, 0).reshape(-1, head.kernel_out_channels)
+                             for k in mlvl_kernel_preds])
+        result = head._predict_by_feat_single(kernels, compact, mask_feats[[image]],
+                                              img_meta=img_meta)
+        if len(result) > 0:
+            result.labels = used[result.labels]
+        results.append(result)
+    return results

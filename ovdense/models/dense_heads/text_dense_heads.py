@@ -53,7 +53,7 @@ from ...text.classifier import head_num_classes, reading_component, text_classif
 from ...utils.cli import ConfigError
 from ..text_variants import (base_type_builder, defining_class, stock_base, text_variant,
                              without_init_overrides)
-from .embedded_scores import EmbeddedScores, scoring_embedded
+from .embedded_scores import EmbeddedScores, scoring_embedded, solov2_predict_by_feat
 
 # the prior probability of the stock heads' classification bias (focal-loss style)
 PRIOR_PROB = 0.01
@@ -67,6 +67,8 @@ _CLS_NAME = re.compile(r'(^|_)cls(_out)?$|^cls_score$')
 # predict_by_feat takes each location's best class with torch.max over all levels' rows ...
 _EMBEDDED_POSTPROCESSING = ('BaseDenseHead', 'GFLHead', 'RTMDetInsHead', 'CondInstBboxHead')
 _EMBEDDED_MAX_POSTPROCESSING = ('YOLOXHead',)
+# ... or whose predict_by_feat is restated for embedded scores (SOLOv2: per-class point NMS)
+_EMBEDDED_PREDICT_BY_FEAT = {'SOLOV2Head': solov2_predict_by_feat}
 # ... and classes whose forward / forward_single return the classification conv's output
 # untouched (YOLOF, TOOD, SABL, guided anchoring... change or mask it; RTMDet's heads only
 # with with_objectness, checked apart)
@@ -74,7 +76,7 @@ _LOGIT_KEEPING_FORWARDS = (
     'AnchorHead', 'AnchorFreeHead', 'RetinaHead', 'RetinaSepBNHead', 'FCOSHead', 'ATSSHead',
     'GFLHead', 'VFNetHead', 'CenterNetUpdateHead', 'FSAFHead', 'AutoAssignHead', 'DDODHead',
     'CondInstBboxHead', 'RTMDetHead', 'RTMDetSepBNHead', 'RTMDetInsHead',
-    'RTMDetInsSepBNHead', 'YOLOXHead')
+    'RTMDetInsSepBNHead', 'YOLOXHead', 'SOLOV2Head')
 
 
 class PriorTextClassifier(BaseModule):
@@ -294,6 +296,17 @@ class TextDenseHeadMixin:
             for classifier in classifiers:
                 classifier.gives_embedded_scores = False
 
+    def predict_by_feat(self, *args, **kwargs):
+        """The stock method, or its restatement for embedded scores
+        (:data:`_EMBEDDED_PREDICT_BY_FEAT`) when the forward gave :class:`EmbeddedScores`."""
+        restated = _EMBEDDED_PREDICT_BY_FEAT.get(
+            defining_class(stock_base(type(self), TextDenseHeadMixin),
+                           'predict_by_feat').__name__)
+        if restated is not None and any(isinstance(a, list) and a and
+                                        isinstance(a[0], EmbeddedScores) for a in args):
+            return restated(self, *args, **kwargs)
+        return super().predict_by_feat(*args, **kwargs)
+
     def _embedded_scoring(self) -> Optional[ContextManager]:
         """What makes the stock post-processing score :class:`EmbeddedScores` (its module's
         ``filter_scores_and_topk`` replaced, or nothing for YOLOX's ``torch.max``), or None
@@ -302,18 +315,21 @@ class TextDenseHeadMixin:
         not in :data:`_LOGIT_KEEPING_FORWARDS`, post-processing not in
         :data:`_EMBEDDED_POSTPROCESSING`, or no conv classifier."""
         from mmdet.models.dense_heads.base_dense_head import BaseDenseHead
-        if not getattr(self, 'use_sigmoid_cls', False) or \
-                getattr(self.loss_cls, 'custom_cls_channels', False) or \
+        from mmdet.models.dense_heads.base_mask_head import BaseMaskHead
+        sigmoid = getattr(self, 'use_sigmoid_cls', self.cls_out_channels == self.num_classes)
+        if not sigmoid or getattr(getattr(self, 'loss_cls', None), 'custom_cls_channels',
+                                  False) or \
                 getattr(self, 'with_objectness', False) or \
                 not any(isinstance(m, PriorTextClassifier) for m in self.modules()):
             return None
         base = stock_base(type(self), TextDenseHeadMixin)
-        if defining_class(base, 'predict') is not BaseDenseHead or \
+        if defining_class(base, 'predict') not in (BaseDenseHead, BaseMaskHead) or \
                 any(defining_class(base, name).__name__ not in _LOGIT_KEEPING_FORWARDS
                     for name in ('forward', 'forward_single') if hasattr(base, name)):
             return None
         by_feat = defining_class(base, 'predict_by_feat')
-        if by_feat.__name__ in _EMBEDDED_MAX_POSTPROCESSING:
+        if by_feat.__name__ in _EMBEDDED_MAX_POSTPROCESSING or \
+                by_feat.__name__ in _EMBEDDED_PREDICT_BY_FEAT:
             return contextlib.nullcontext()
         single = defining_class(base, '_predict_by_feat_single')
         if single.__name__ not in _EMBEDDED_POSTPROCESSING or \

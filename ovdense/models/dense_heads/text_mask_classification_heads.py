@@ -13,9 +13,10 @@ class-embedding component serves all layers. One key adopts it::
 ``num_classes`` (mmseg) or ``num_things_classes`` + ``num_stuff_classes`` (mmdet) may be
 omitted: they follow the vocabulary (mmdet: its last ``num_stuff_classes`` classes are stuff,
 0 unless given). The classification loss's ``class_weight`` (``[w] * K + [no-object w]`` in
-the stock configs) follows the class count. mmseg's semantic heads swap their vocabulary at
-test time like every other text head; mmdet's refuse a swap in one line (the detector's
-panoptic fusion head keeps its own things / stuff counts).
+the stock configs) follows the class count. The vocabulary swaps at test time as for every
+other text head; in mmdet the stuff count stays, the new vocabulary's last
+``num_stuff_classes`` classes are stuff, and ``set_model_vocabulary`` updates the detector's
+panoptic fusion head to the same counts.
 """
 import inspect
 from typing import Dict, List, Optional
@@ -102,13 +103,19 @@ class TextMaskClassificationMixin:
             self.loss_cls.class_weight = self.class_weight
         return super().loss_by_feat(*args, **kwargs)
 
-    def vocabulary_swap_problem(self) -> Optional[str]:
-        """Why ``set_model_vocabulary`` must not change this head's classes, or None."""
-        if self._has_stuff_split():
-            return (f'{type(self).__name__} (mmdet) cannot change its vocabulary after it is '
-                    "built: the detector's panoptic fusion head keeps its own things / stuff "
-                    'counts; build the model with the new vocabulary instead')
-        return None
+    @property
+    def num_classes(self) -> int:
+        return self.__dict__['_num_classes']
+
+    @num_classes.setter
+    def num_classes(self, value: int) -> None:
+        """Set by the stock __init__, then by a vocabulary swap: mmdet's heads keep their
+        stuff count (the new vocabulary's last ``num_stuff_classes`` classes are stuff) and
+        the rest are things."""
+        swapped = '_num_classes' in self.__dict__
+        self.__dict__['_num_classes'] = value
+        if swapped and self._has_stuff_split():
+            self.num_things_classes = value - self.num_stuff_classes
 
     def init_weights(self) -> None:
         super().init_weights()

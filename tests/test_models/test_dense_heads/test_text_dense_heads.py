@@ -139,7 +139,8 @@ def test_ssd_per_level_prior_counts(relpath, tmp_path):
 
 # heads whose sigmoid scores go through mmdet's filter_scores_and_topk: BaseDenseHead's
 # post-processing (RetinaNet, FCOS, ATSS, RTMDet-tiny: one classifier per level), GFL's,
-# RTMDet-Ins's and CondInst's own; YOLOX's (torch.cat of the levels' rows, torch.max)
+# RTMDet-Ins's and CondInst's own; YOLOX's (torch.cat of the levels' rows, torch.max);
+# SOLOv2's, restated for class chunks through its point NMS
 CHUNKED = [('retinanet/retinanet_r50_fpn_1x_coco.py', False),
            ('fcos/fcos_r50-caffe_fpn_gn-head_1x_coco.py', False),
            ('atss/atss_r50_fpn_1x_coco.py', False),
@@ -147,7 +148,8 @@ CHUNKED = [('retinanet/retinanet_r50_fpn_1x_coco.py', False),
            ('gfl/gfl_r50_fpn_1x_coco.py', False),
            ('rtmdet/rtmdet-ins_tiny_8xb32-300e_coco.py', True),
            ('condinst/condinst_r50_fpn_ms-poly-90k_coco_instance.py', True),
-           ('yolox/yolox_tiny_8xb8-300e_coco.py', False)]
+           ('yolox/yolox_tiny_8xb8-300e_coco.py', False),
+           ('solov2/solov2_r50_fpn_1x_coco.py', True)]
 
 
 @pytest.mark.parametrize('relpath,masks', CHUNKED,
@@ -157,6 +159,7 @@ def test_chunked_dense_inference_equals_mmdet(relpath, masks, tmp_path, monkeypa
     locations x K scores never exist at once) give mmdet's detections: boxes, scores, labels
     (and masks) in the same order; exactly when a level fits one chunk, and within float32
     rounding of the products (1e-6) with many chunks. A spy shows each path ran."""
+    import ovdense.models.dense_heads.text_dense_heads as dense
     import ovdense.models.roi_heads.postprocess as postprocess
     from ovdense.models.dense_heads.embedded_scores import EmbeddedScores
     names = ','.join(f'class {i}' for i in range(40))
@@ -165,10 +168,13 @@ def test_chunked_dense_inference_equals_mmdet(relpath, masks, tmp_path, monkeypa
     # many candidates, a real top-k cut; untrained RTMDet boxes are empty: keep them
     head.test_cfg.update(score_thr=0.002, nms_pre=60, min_bbox_size=-1)
     levels = []
-    for method in ('top_scores', '_max'):  # the two ways of scoring
+    for method in ('top_scores', '_max'):  # the ways of scoring
         real = getattr(EmbeddedScores, method)
         monkeypatch.setattr(EmbeddedScores, method,
                             lambda *a, real=real: levels.append(1) or real(*a))
+    solov2 = dense._EMBEDDED_PREDICT_BY_FEAT['SOLOV2Head']
+    monkeypatch.setitem(dense._EMBEDDED_PREDICT_BY_FEAT, 'SOLOV2Head',
+                        lambda *a, **k: levels.append(1) or solov2(*a, **k))
     one_chunk = _predict(model, masks)
     monkeypatch.setattr(postprocess, 'SCORE_CHUNK_ELEMENTS', 200)  # many chunks per level
     chunks = _predict(model, masks)
@@ -184,12 +190,11 @@ def test_chunked_dense_inference_equals_mmdet(relpath, masks, tmp_path, monkeypa
 
 
 @pytest.mark.parametrize('relpath', ['yolof/yolof_r50-c5_8xb8-1x_coco.py',
-                                     'solov2/solov2_r50_fpn_1x_coco.py',
                                      'tood/tood_r50_fpn_1x_coco.py'])
 def test_heads_with_other_postprocessing_keep_the_stock_path(relpath, tmp_path):
     model, head = _text_model(relpath, tmp_path)
     assert head._embedded_scoring() is None
-    assert len(_predict(model, 'solov2' in relpath).scores) >= 0  # their own path runs
+    assert len(_predict(model, False).scores) >= 0  # their own path runs
 
 
 def test_objectness_keeps_the_stock_path(tmp_path, monkeypatch):

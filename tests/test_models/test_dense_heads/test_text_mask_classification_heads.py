@@ -120,7 +120,7 @@ def test_mmseg_maskformer_scores_all_decoder_layers_at_once(tmp_path):
     torch.testing.assert_close(_seg_logits(model), before, rtol=0, atol=0)
 
 
-def test_mmdet_mask2former_instance_head_trains_and_refuses_a_swap(tmp_path):
+def test_mmdet_mask2former_instance_head_trains_predicts_and_swaps(tmp_path):
     from mmdet.registry import MODELS
     from mmdet.testing import demo_mm_inputs
     from mmengine.registry import init_default_scope
@@ -146,14 +146,70 @@ def test_mmdet_mask2former_instance_head_trains_and_refuses_a_swap(tmp_path):
     losses = model(**model.data_preprocessor(data, True), mode='loss')
     assert backward_of_losses(model, losses) == []
     model.eval()
+    inputs = model.data_preprocessor(demo_mm_inputs(
+        batch_size=1, image_shapes=[(3, 64, 64)], num_classes=4, with_mask=True), False)
+    with torch.no_grad():
+        before = model(**inputs, mode='predict')[0].pred_instances
+        assert int(before.labels.max()) < 4
+        set_model_vocabulary(model, VOCAB6)  # the fusion head follows: 6 things
+        assert (head.num_things_classes, model.panoptic_fusion_head.num_things_classes) == (6, 6)
+        swapped = model(**inputs, mode='predict')[0].pred_instances
+        assert int(swapped.labels.max()) < 6
+        set_model_vocabulary(model, VOCAB4)
+        again = model(**inputs, mode='predict')[0].pred_instances
+    assert torch.equal(again.labels, before.labels) and torch.equal(again.scores, before.scores)
+
+
+def test_mmdet_mask2former_panoptic_things_and_stuff_follow_the_vocabulary(tmp_path):
+    """Panoptic Mask2Former (mmdet's stock COCO panoptic config): the vocabulary's last
+    num_stuff_classes names are stuff, the rest things; trains on instance + semantic ground
+    truth, predicts a panoptic map whose ids stay in the vocabulary, and after a swap the head
+    and the fusion head count the new things with the same stuff count."""
+    from mmdet.registry import MODELS
+    from mmdet.testing import demo_mm_inputs
+    from mmengine.registry import init_default_scope
+    init_default_scope('mmdet')
+    cfg = installed_config('mmdet', 'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
+    cfg.model.data_preprocessor.pop('batch_augments', None)
+    head = _small(cfg)
+    head.type = 'TextMask2FormerHead'
+    head.pop('num_things_classes')
+    head.num_stuff_classes = 2  # 'horse', 'cow' of VOCAB6: stuff
+    head.text_classifier = dict(vocabulary=VOCAB6,
+                                text_tower=tiny_text_tower_cfg(str(tmp_path)))
+    cfg.model.panoptic_fusion_head.update(num_things_classes=4, num_stuff_classes=2)
+    cfg.model.test_cfg.max_per_image = 20
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    head = model.panoptic_head
+    assert (head.num_things_classes, head.num_stuff_classes) == (4, 2)
+    assert head.class_weight == [1.0] * 6 + [0.1]
+    model.train()
+    torch.manual_seed(0)
+    data = demo_mm_inputs(batch_size=2, image_shapes=[(3, 64, 64)] * 2, num_items=[3] * 2,
+                          num_classes=4, with_mask=True, with_semantic=True)
+    for sample in data['data_samples']:  # semantic ids: things 0-3, stuff 4-5
+        sample.gt_sem_seg.sem_seg = torch.randint(0, 6, sample.gt_sem_seg.sem_seg.shape)
+    losses = model(**model.data_preprocessor(data, True), mode='loss')
+    assert backward_of_losses(model, losses) == []
+    model.eval()
     with torch.no_grad():
         result = model(**model.data_preprocessor(
             demo_mm_inputs(batch_size=1, image_shapes=[(3, 64, 64)], num_classes=4,
                            with_mask=True), False), mode='predict')[0]
-    assert int(result.pred_instances.labels.max()) < 4
-    with pytest.raises(ValueError, match='cannot change its vocabulary after it is built'):
-        set_model_vocabulary(model, VOCAB6)
-    assert head.num_classes == 4  # refused before anything changed
+    ids = result.pred_panoptic_seg.sem_seg.unique()
+    labels = ids % 1000  # mmdet's panoptic id: label + instance * INSTANCE_OFFSET
+    assert bool(((labels < 6) | (ids == 6)).all())  # 6 = VOID (num_classes)
+    set_model_vocabulary(model, 'cat,dog,bird,fish,ant,bee,sky,grass')  # stuff stays last 2
+    fusion = model.panoptic_fusion_head
+    assert (head.num_things_classes, head.num_stuff_classes, head.num_classes) == (6, 2, 8)
+    assert (fusion.num_things_classes, fusion.num_stuff_classes, fusion.num_classes) == (6, 2, 8)
+    with torch.no_grad():
+        result = model(**model.data_preprocessor(
+            demo_mm_inputs(batch_size=1, image_shapes=[(3, 64, 64)], num_classes=4,
+                           with_mask=True), False), mode='predict')[0]
+    ids = result.pred_panoptic_seg.sem_seg.unique()
+    assert bool((((ids % 1000) < 8) | (ids == 8)).all())
 
 
 def test_bad_settings_are_refused_in_one_line(tmp_path):
