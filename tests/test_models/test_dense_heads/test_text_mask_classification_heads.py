@@ -120,23 +120,32 @@ def test_mmseg_maskformer_scores_all_decoder_layers_at_once(tmp_path):
     torch.testing.assert_close(_seg_logits(model), before, rtol=0, atol=0)
 
 
-def test_mmdet_mask2former_instance_head_trains_predicts_and_swaps(tmp_path):
+def _mmdet_model(tmp_path, relpath, vocabulary, num_stuff_classes):
+    """mmdet's stock Mask2Former config at test size with TextMask2FormerHead; the
+    vocabulary's last num_stuff_classes classes are stuff."""
     from mmdet.registry import MODELS
-    from mmdet.testing import demo_mm_inputs
     from mmengine.registry import init_default_scope
     init_default_scope('mmdet')
-    cfg = installed_config('mmdet', 'mask2former/mask2former_r50_8xb2-lsj-50e_coco.py')
+    cfg = installed_config('mmdet', relpath)
     cfg.model.data_preprocessor.pop('batch_augments', None)
     head = _small(cfg)
     head.type = 'TextMask2FormerHead'
     head.pop('num_things_classes')
-    head.pop('num_stuff_classes')
-    head.text_classifier = dict(vocabulary=VOCAB4,
+    head.num_stuff_classes = num_stuff_classes
+    head.text_classifier = dict(vocabulary=vocabulary,
                                 text_tower=tiny_text_tower_cfg(str(tmp_path)))
-    cfg.model.panoptic_fusion_head.update(num_things_classes=4, num_stuff_classes=0)
+    things = len(vocabulary.split(',')) - num_stuff_classes
+    cfg.model.panoptic_fusion_head.update(num_things_classes=things,
+                                          num_stuff_classes=num_stuff_classes)
     cfg.model.test_cfg.max_per_image = 20  # <= queries x classes
     model = MODELS.build(cfg.model)
     model.init_weights()
+    return model
+
+
+def test_mmdet_mask2former_instance_head_trains_predicts_and_swaps(tmp_path):
+    from mmdet.testing import demo_mm_inputs
+    model = _mmdet_model(tmp_path, 'mask2former/mask2former_r50_8xb2-lsj-50e_coco.py', VOCAB4, 0)
     head = model.panoptic_head
     assert head.num_things_classes == 4 and head.num_stuff_classes == 0
     model.train()
@@ -165,22 +174,9 @@ def test_mmdet_mask2former_panoptic_things_and_stuff_follow_the_vocabulary(tmp_p
     num_stuff_classes names are stuff, the rest things; trains on instance + semantic ground
     truth, predicts a panoptic map whose ids stay in the vocabulary, and after a swap the head
     and the fusion head count the new things with the same stuff count."""
-    from mmdet.registry import MODELS
     from mmdet.testing import demo_mm_inputs
-    from mmengine.registry import init_default_scope
-    init_default_scope('mmdet')
-    cfg = installed_config('mmdet', 'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py')
-    cfg.model.data_preprocessor.pop('batch_augments', None)
-    head = _small(cfg)
-    head.type = 'TextMask2FormerHead'
-    head.pop('num_things_classes')
-    head.num_stuff_classes = 2  # 'horse', 'cow' of VOCAB6: stuff
-    head.text_classifier = dict(vocabulary=VOCAB6,
-                                text_tower=tiny_text_tower_cfg(str(tmp_path)))
-    cfg.model.panoptic_fusion_head.update(num_things_classes=4, num_stuff_classes=2)
-    cfg.model.test_cfg.max_per_image = 20
-    model = MODELS.build(cfg.model)
-    model.init_weights()
+    model = _mmdet_model(tmp_path, 'mask2former/mask2former_r50_8xb2-lsj-50e_coco-panoptic.py',
+                         VOCAB6, 2)  # 'horse', 'cow': stuff
     head = model.panoptic_head
     assert (head.num_things_classes, head.num_stuff_classes) == (4, 2)
     assert head.class_weight == [1.0] * 6 + [0.1]
