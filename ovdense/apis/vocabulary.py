@@ -28,10 +28,6 @@ def set_model_vocabulary(model: nn.Module, vocabulary,
                          'can only be swapped on heads built with the text classifier')
     old = classifiers[0].num_classes
     _check_class_agnostic(model, old)
-    for module in model.modules():
-        problem = getattr(module, 'vocabulary_swap_problem', lambda: None)()
-        if problem:
-            raise ValueError(problem)
     if embeddings_file:  # once per embedding dim, before the first classifier switches
         for dim in sorted({classifier.embed_dim for classifier in classifiers}):
             load_classifier_file(embeddings_file, len(vocab), dim, vocab.names)

@@ -32,10 +32,8 @@ class EmbeddedScores:
     (or (A x D, H, W) for one image), (B, H, W, A x D) after the permute, then (B, N, D)
     rows (or (N, D) for one image)."""
 
-    def __init__(self, embedded: torch.Tensor, classifier, step: str = 'map',
-                 parts: Optional[List[Tuple]] = None):
-        self.parts = parts if parts is not None else [(classifier, embedded)]
-        self.step = step
+    def __init__(self, parts: List[Tuple], step: str = 'map'):
+        self.parts, self.step = parts, step
 
     @property
     def classifier(self):
@@ -47,7 +45,7 @@ class EmbeddedScores:
 
     def _then(self, step: str, change: Callable[[torch.Tensor], torch.Tensor]
               ) -> 'EmbeddedScores':
-        return EmbeddedScores(None, None, step, [(c, change(e)) for c, e in self.parts])
+        return EmbeddedScores([(c, change(e)) for c, e in self.parts], step)
 
     def _expect(self, step: str, what: str) -> None:
         if self.step != step:
@@ -133,7 +131,7 @@ class EmbeddedScores:
         if steps not in ({'rows'}, {'sigmoid'}) or dim not in (-2, tensors[0].dim() - 2):
             raise TypeError('torch.cat of a text dense head\'s test-time scores: only rows of '
                             'levels, along the rows, are supported')
-        return EmbeddedScores(None, None, steps.pop(), [p for t in tensors for p in t.parts])
+        return EmbeddedScores([p for t in tensors for p in t.parts], steps.pop())
 
     def _max(self, dim: int):
         """``torch.max(scores, 1)`` of one image's sigmoid scores: each row's best score and

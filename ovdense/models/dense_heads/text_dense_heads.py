@@ -110,8 +110,8 @@ class PriorTextClassifier(BaseModule):
         f = f.view(b, self.num_priors, self.embed_channels, h, w).permute(0, 1, 3, 4, 2)
         embedded = self.classifier.embed(f)  # (B, A, H, W, D)
         if self.gives_embedded_scores:
-            return EmbeddedScores(embedded.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w),
-                                  self.classifier)
+            return EmbeddedScores(
+                [(self.classifier, embedded.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w))])
         logits = self.classifier.logits(embedded)  # (B, A, H, W, C)
         logits = logits.permute(0, 1, 4, 2, 3).reshape(b, -1, h, w)
         return logits if mask is None else logits * mask.view(-1, 1, h, w).to(logits.dtype)

@@ -226,8 +226,7 @@ def test_objectness_keeps_the_stock_path(tmp_path, monkeypatch):
         found = head.predict(feats, [sample])[0]
     assert not made and len(found.scores) > 0
     monkeypatch.undo()
-    embedded = EmbeddedScores(torch.randn(1, 32, 2, 2),
-                              text_classifiers(head)[0])
+    embedded = EmbeddedScores([(text_classifiers(head)[0], torch.randn(1, 32, 2, 2))])
     with pytest.raises(TypeError, match='not a step of mmdet'):
         sigmoid_geometric_mean(embedded, torch.randn(1, 1, 2, 2))
 
