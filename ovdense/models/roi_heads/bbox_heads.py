@@ -12,11 +12,9 @@ At test time the heads threshold the scores before pairing boxes with classes
 N x K expansion of boxes and labels, which dominates inference with a large vocabulary.
 """
 import inspect
-from functools import partial
 from typing import Dict, Optional
 
 import torch
-import torch.nn.functional as F
 from mmdet.models.roi_heads.bbox_heads import (BBoxHead, ConvFCBBoxHead, Shared2FCBBoxHead,
                                                Shared4Conv1FCBBoxHead)
 from mmdet.structures.bbox import get_box_tensor, scale_boxes
@@ -29,7 +27,7 @@ from ...utils.cli import ConfigError
 from ..text_variants import (base_type_builder, defining_class, stock_base, text_variant,
                              without_init_overrides)
 from .postprocess import (keep_top_scores, nms_pairs, pair_boxes, scored_pairs,
-                          scored_pairs_of_embedded)
+                          scored_pairs_of_embedded, softmax_rows)
 
 class TextClassifierMixin:
     """Builds ``fc_cls`` from ``text_classifier`` (TextCosineClassifier settings), and
@@ -156,7 +154,7 @@ class TextClassifierMixin:
         """What mmdet applies to the logits: the loss's own activation, or softmax."""
         if self.custom_cls_channels:
             return self.loss_cls.get_activation
-        return partial(F.softmax, dim=-1)
+        return softmax_rows
 
 
 class _Embedder(torch.nn.Module):

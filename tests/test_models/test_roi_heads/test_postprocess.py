@@ -2,6 +2,8 @@
 (ovdense/models/roi_heads/postprocess.py): exactly mmdet's multiclass_nms path
 (``BBoxHead._predict_by_feat_single``) at every class count, activation, threshold and
 chunking, and the optional cap on the pairs kept."""
+import math
+
 import pytest
 import torch
 
@@ -74,3 +76,41 @@ def test_threshold_first_optional_cap_keeps_the_best_pairs(tmp_path):
                                           ConfigDict(base, nms_pre=50))
     assert len(everything.scores) == 200 * 80 and len(capped.scores) == 50
     assert torch.equal(capped.scores, everything.scores[:50])
+
+
+@pytest.mark.parametrize('kind', ['flat', 'background', 'peaked', 'edge'])
+def test_softmax_rows_ruled_out_by_the_bound_hold_no_pair(kind):
+    """The softmax rows that the log-sum-exp bound rules out before any exponential hold no
+    pair above the threshold: the pairs equal plain softmax thresholding, to the bit, and
+    rows are ruled out (the test is not vacuous)."""
+    from functools import partial
+    import torch.nn.functional as F
+    from ovdense.models.roi_heads.postprocess import (_chunk_pairs, _rows_that_may_score,
+                                                      softmax_rows)
+    g = torch.Generator().manual_seed(3)
+    num_classes, score_thr = 2000, 0.05
+    logits = torch.randn(64, num_classes + 1, generator=g)  # 'flat': nothing passes
+    if kind == 'background':  # confident background, a few confident classes
+        logits[:, -1] += 12
+        logits[::8, 5] += 16
+    if kind == 'peaked':  # one to three strong classes in every other row
+        for row in range(0, 64, 2):
+            logits[row, torch.randint(num_classes, (row % 3 + 1,), generator=g)] += 9
+    if kind == 'edge':  # best class within 1e-4 of the threshold, on both sides
+        logits[:, -1] = 0.0
+        logits[:, :-1] = -40.0
+        side = torch.where(torch.arange(64) % 2 == 0, 1e-4, -1e-4)
+        # p = e^b / (e^b + 1 + (K - 1) e^-40) = thr  <=>  b = log(thr / (1 - thr)) + ...
+        logits[:, 0] = math.log(score_thr / (1 - score_thr)) + side
+        logits[6, 3] = float('nan')  # a NaN row is judged element by element
+    fast = _chunk_pairs(logits, softmax_rows, score_thr, first_roi=100)
+    plain = _chunk_pairs(logits, partial(F.softmax, dim=-1), score_thr, first_roi=100)
+    for a, b in zip(fast, plain):
+        assert torch.equal(a, b)
+    ruled_out = 64 - len(_rows_that_may_score(logits, score_thr))
+    if kind == 'edge':
+        assert len(fast[0]) == 31  # the rows just above, less the NaN row
+        assert ruled_out == 0  # within the slack: every row is scored exactly
+    else:
+        assert ruled_out >= 31
+        assert (len(fast[0]) > 0) == (kind != 'flat')
