@@ -88,7 +88,7 @@ def test_softmax_rows_ruled_out_by_the_bound_hold_no_pair(kind):
     from ovdense.models.roi_heads.postprocess import (_chunk_pairs, _rows_that_may_score,
                                                       softmax_rows)
     g = torch.Generator().manual_seed(3)
-    num_classes, score_thr = 2000, 0.05
+    num_classes, score_thr = 2100, 0.05  # above _BOUND_TEST_MIN_COLUMNS
     logits = torch.randn(64, num_classes + 1, generator=g)  # 'flat': nothing passes
     if kind == 'background':  # confident background, a few confident classes
         logits[:, -1] += 12
