@@ -96,11 +96,11 @@ def _at_least_top(top: int, *pairs: torch.Tensor) -> Tuple[torch.Tensor, ...]:
 def _chunk_pairs(logits: torch.Tensor, activation, score_thr: float, first_roi: int,
                  background_last: bool = True):
     """:func:`scored_pairs` of a chunk of rows; its activated scores are freed on return."""
-    rows = torch.arange(logits.shape[0], device=logits.device)
+    rows = None  # the chunk's rows that are scored, when not all of them
     if (activation is softmax_rows and background_last and score_thr > 0
             and logits.shape[1] >= _BOUND_TEST_MIN_COLUMNS):
         may_score = _rows_that_may_score(logits, score_thr)
-        if len(may_score) < len(rows):
+        if len(may_score) < logits.shape[0]:
             rows, logits = may_score, logits[may_score]
     scores = activation(logits)
     if background_last:
@@ -112,7 +112,8 @@ def _chunk_pairs(logits: torch.Tensor, activation, score_thr: float, first_roi: 
     hit_rows = ((row_max > score_thr) | row_max.isnan()).nonzero().squeeze(1)
     hits = scores[hit_rows]
     roi, label = (hits > score_thr).nonzero(as_tuple=True)
-    return rows[hit_rows[roi]] + first_roi, label, hits[roi, label]
+    roi_index = hit_rows[roi] if rows is None else rows[hit_rows[roi]]
+    return roi_index + first_roi, label, hits[roi, label]
 
 
 def _rows_that_may_score(logits: torch.Tensor, score_thr: float) -> torch.Tensor:
