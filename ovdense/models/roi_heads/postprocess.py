@@ -126,9 +126,10 @@ def _rows_that_may_score(logits: torch.Tensor, score_thr: float) -> torch.Tensor
     bound plus ``log(score_thr)`` (less a slack) has no pair. With a large vocabulary or a
     confident background that is most rows, and the softmax runs on the others only.
     """
-    best = logits[:, :-1].amax(dim=1)
-    lse_floor = torch.maximum(logits.mean(dim=1) + math.log(logits.shape[1]),
-                              torch.logaddexp(best, logits[:, -1]))
+    # per-row values in float32: half-precision means would round by more than the slack
+    best = logits[:, :-1].amax(dim=1).float()
+    lse_floor = torch.maximum(logits.mean(dim=1, dtype=torch.float32) + math.log(logits.shape[1]),
+                              torch.logaddexp(best, logits[:, -1].float()))
     ruled_out = best <= lse_floor + (math.log(score_thr) - _BOUND_SLACK)
     return (~ruled_out).nonzero().squeeze(1)  # NaN rows are kept: judged as mmdet does
 

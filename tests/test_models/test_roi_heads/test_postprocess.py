@@ -114,3 +114,21 @@ def test_softmax_rows_ruled_out_by_the_bound_hold_no_pair(kind):
     else:
         assert ruled_out >= 31
         assert (len(fast[0]) > 0) == (kind != 'flat')
+
+
+def test_softmax_row_bound_in_half_precision_keeps_every_pair():
+    """fp16 logits (mixed-precision inference): the bound is taken in float32, so the pairs
+    still equal plain softmax thresholding of the same half-precision logits."""
+    from functools import partial
+    import torch.nn.functional as F
+    from ovdense.models.roi_heads.postprocess import _chunk_pairs, softmax_rows
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(48, 2101, generator=g) * 2
+    logits[:, -1] += 10
+    logits[::3, 7] += 13.5  # near the threshold in some rows, above or below it
+    logits = logits.half()
+    fast = _chunk_pairs(logits, softmax_rows, 0.05, first_roi=0)
+    plain = _chunk_pairs(logits, partial(F.softmax, dim=-1), 0.05, first_roi=0)
+    assert len(plain[0]) > 0
+    for a, b in zip(fast, plain):
+        assert torch.equal(a, b)
