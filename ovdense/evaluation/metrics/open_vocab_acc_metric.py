@@ -15,7 +15,9 @@ class OpenVocabAccMetric(AccMetric):
     base (trained) and of novel (unseen) classes, each predicted among ALL test classes
     (generalised zero-shot): top-1 (``base_top1``, ``novel_top1``, their harmonic mean
     ``harmonic_top1``) and mean class accuracy (``base_mean1``, ``novel_mean1``: the mean over
-    the split's classes that have test clips of their per-class top-1).
+    the split's classes that have test clips of their per-class top-1). Also
+    ``novel_only_top1``: the novel clips predicted among the novel classes alone (the
+    zero-shot protocol of action recognition papers, where seen classes do not compete).
 
     Args:
         vocabulary / novel_classes: the split given to the class-embedding component's
@@ -52,6 +54,17 @@ class OpenVocabAccMetric(AccMetric):
             metrics[f'{split}_top1'] = float(correct[mask].mean()) if mask.any() else float('nan')
             per_class = [correct[labels == label].mean() for label in np.unique(labels[mask])]
             metrics[f'{split}_mean1'] = float(np.mean(per_class)) if per_class else float('nan')
+        metrics['novel_only_top1'] = self._top1_among(results, ~is_base, ~on_base)
         b, n = metrics['base_top1'], metrics['novel_top1']
         metrics['harmonic_top1'] = 2 * b * n / (b + n) if b + n > 0 else 0.0
         return metrics
+
+    @staticmethod
+    def _top1_among(results: List, classes: np.ndarray, clips: np.ndarray) -> float:
+        """Top-1 of the selected clips when only the selected classes may be predicted."""
+        if not clips.any():
+            return float('nan')
+        allowed = np.flatnonzero(classes)
+        picked = [r for r, keep in zip(results, clips) if keep]
+        predicted = [allowed[int(np.argmax(np.asarray(r['pred'])[allowed]))] for r in picked]
+        return float(np.mean([p == r['label'] for p, r in zip(predicted, picked)]))

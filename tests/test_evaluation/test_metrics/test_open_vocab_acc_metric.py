@@ -43,6 +43,19 @@ def test_split_without_clips_is_nan_and_perfect_predictions_are_one():
     metrics = _metric().compute_metrics(_results([(0, 0), (1, 1)]))
     assert metrics['base_top1'] == metrics['base_mean1'] == 1.0
     assert np.isnan(metrics['novel_top1']) and np.isnan(metrics['novel_mean1'])
+    assert np.isnan(metrics['novel_only_top1'])
+
+
+def test_novel_only_top1_lets_only_novel_classes_compete():
+    # scores over (hop, wave, run, sit): a base class wins each novel clip overall
+    scores = [(2, [0.5, 0.1, 0.3, 0.1]),   # run clip: run beats sit -> right among novel
+              (3, [0.1, 0.6, 0.2, 0.1]),   # sit clip: run beats sit -> wrong among novel
+              (3, [0.7, 0.0, 0.1, 0.2]),   # sit clip: sit beats run -> right among novel
+              (0, [0.1, 0.1, 0.7, 0.1])]   # base clip: not counted
+    results = [dict(label=label, pred=np.array(pred, np.float32)) for label, pred in scores]
+    metrics = _metric().compute_metrics(results)
+    assert metrics['novel_top1'] == 0.0
+    assert metrics['novel_only_top1'] == pytest.approx(2 / 3)
 
 
 def test_refusals_in_one_line():
