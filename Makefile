@@ -20,7 +20,7 @@ TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); echo $$(( n < 4 ? n :
 test: env
 	$(PY) -m pytest tests -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-# TASKS=det or TASKS=seg runs one task (default: both)
+# TASKS=det, TASKS=seg or TASKS=action runs one task, TASKS=det,seg two (default: all three)
 DEMO_TASKS = $(if $(TASKS),--tasks $(TASKS),)
 
 demo: env

@@ -2,12 +2,14 @@
 """`make demo`: the package's main jobs on the embedded default dataset, end to end.
 
 For each task (detection: open-vocabulary instance segmentation on LVIS-format data;
-segmentation: open-vocabulary semantic segmentation on ADE20K-format data):
+segmentation: open-vocabulary semantic segmentation on ADE20K-format data; action:
+open-vocabulary action recognition on mmaction2 video lists):
 
 1. generate the synthetic data (first run only) and the demo text tower files;
 2. tools/train.py the model on base classes (novel classes never appear in training);
 3. tools/test.py on all classes with the task's real evaluator (LVIS; mmseg's IoU plus
-   mIoU on novel / base classes); print one table per task;
+   mIoU on novel / base classes; mmaction2's accuracy plus top-1 on novel / base classes);
+   print one table per task;
 4. draw predictions for a few test images, with the dataset vocabulary and with a custom
    vocabulary given on the command line;
 5. with --control: the same model with fixed random class embeddings, side by side.
@@ -27,7 +29,18 @@ DEMO_CONFIG = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.
 CONTROL_CONFIG = 'configs/demo/mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis_random-emb.py'
 SEG_CONFIG = 'configs/demo/upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py'
 SEG_CONTROL_CONFIG = 'configs/demo/upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade_random-emb.py'
+ACTION_CONFIG = 'configs/demo/video-swin-nano_icar_8x1x1_1k_ovdense-demo-action.py'
+ACTION_CONTROL_CONFIG = ('configs/demo/'
+                         'video-swin-nano_icar_8x1x1_1k_ovdense-demo-action_random-emb.py')
 CUSTOM_VOCAB = 'red_star,blue_cross,green_circle,yellow_square'
+# four novel actions, drawn; the custom vocabulary names them in words that are not their
+# vocabulary names, each beside the opposite motion in the same colour
+ACTION_PICTURE_CLASSES = ('red_growing', 'green_shrinking', 'blue_moving_up',
+                          'yellow_moving_down')
+ACTION_CUSTOM_VOCAB = ('red shape getting bigger,red shape getting smaller,'
+                       'green shape getting bigger,green shape getting smaller,'
+                       'blue shape rising,blue shape falling,'
+                       'yellow shape rising,yellow shape falling')
 METRIC_ROWS = (('bbox', 'lvis/bbox_AP'), ('segm', 'lvis/segm_AP'))
 
 
@@ -58,6 +71,11 @@ def prepare_data(data_root: str, sizes=None) -> dict:
     paths = make_demo_data(data_root, seed=0, sizes=sizes)
     prepare_demo_text_tower(data_root)
     return paths
+
+
+def prepare_action_tower(data_root: str) -> str:
+    from ovdense.demo.text_tower import prepare_action_text_tower
+    return prepare_action_text_tower(data_root)
 
 
 def run_tool(script: str, *args: str) -> None:
@@ -104,6 +122,23 @@ def seg_data_options(data_root: str) -> list:
     return options + [f'{split}_evaluator.vocabulary={vocab}' for split in ('val', 'test')]
 
 
+def action_data_options(data_root: str) -> list:
+    """The same for the action demo config (classifier, video lists and evaluator)."""
+    from ovdense.demo.text_tower import ACTION_TOWER_CHECKPOINT
+    root = osp.abspath(data_root)
+    vocab = f'{root}/vocab_action.json'
+    classifier = 'model.cls_head.text_classifier'
+    tower = f'{root}/text_tower'
+    options = [f'{classifier}.vocabulary={vocab}', f'{classifier}.text_tower.hf_dir={tower}',
+               f'{classifier}.text_tower.checkpoint={tower}/{ACTION_TOWER_CHECKPOINT}']
+    for split in ('train', 'val', 'test'):
+        list_split = 'train' if split == 'train' else 'val'
+        options += [f'{split}_dataloader.dataset.vocabulary={vocab}',
+                    f'{split}_dataloader.dataset.ann_file={root}/videos/{list_split}_list.txt',
+                    f'{split}_dataloader.dataset.data_prefix.video={root}/videos']
+    return options + [f'{split}_evaluator.vocabulary={vocab}' for split in ('val', 'test')]
+
+
 def schedule_options(max_iters: int) -> list:
     """--cfg-options for a shorter run: warm-up, cosine decay and checkpoint follow."""
     warmup = max(1, min(50, max_iters // 4))
@@ -126,11 +161,23 @@ def _config_iters(config: str) -> int:
     return Config.fromfile(osp.join(REPO, config)).train_cfg.max_iters
 
 
-def draw_pictures(config: str, run: dict, work_dir: str, count: int) -> list:
-    picks = [f'test_dataloader.dataset.indices={count}']
+def action_picture_clips(data_root: str) -> List[int]:
+    """Test-list indices of the first clip of each of ACTION_PICTURE_CLASSES."""
+    from ovdense.text import load_vocabulary
+    names = load_vocabulary(osp.join(data_root, 'vocab_action.json')).names
+    with open(osp.join(data_root, 'videos', 'val_list.txt'), encoding='utf-8') as f:
+        labels = [names[int(line.split()[1])] for line in f if line.strip()]
+    return [labels.index(name) for name in ACTION_PICTURE_CLASSES]
+
+
+def draw_pictures(config: str, run: dict, work_dir: str, count: int, custom_vocab: str,
+                  clips: Optional[List[int]] = None) -> list:
+    """Draw the first ``count`` test images, or the first ``count`` of ``clips``."""
+    chosen = '[' + ','.join(str(i) for i in clips[:count]) + ']' if clips else count
+    picks = [f'test_dataloader.dataset.indices={chosen}']
     out_dirs = []
     for name, extra in (('dataset_vocabulary', []), ('custom_vocabulary',
-                                                       ['--vocab', CUSTOM_VOCAB])):
+                                                       ['--vocab', custom_vocab])):
         show_dir = osp.join(work_dir, 'pictures', name)
         run_tool('test.py', config, run['checkpoint'], '--work-dir',
                  osp.join(work_dir, 'pictures_' + name), '--show-dir', osp.abspath(show_dir),
@@ -151,15 +198,28 @@ def det_table(rows: Dict[str, dict]) -> str:
     return '\n'.join(lines)
 
 
-def seg_table(rows: Dict[str, dict]) -> str:
-    columns = (('mIoU', 'mIoU'), ('mIoU(novel)', 'mIoU_novel'), ('mIoU(base)', 'mIoU_base'),
-               ('mAcc', 'mAcc'))
-    header = f'{"run":<22}' + ''.join(f'{title:>13}' for title, _ in columns)
+def column_table(rows: Dict[str, dict], columns, scale: float = 1.0, digits: int = 2,
+                 width: int = 13) -> str:
+    """One line per run: ``columns`` = (title, metric key) pairs, values times ``scale``."""
+    header = f'{"run":<22}' + ''.join(f'{title:>{width}}' for title, _ in columns)
     lines = [header, '-' * len(header)]
     for run, metrics in rows.items():
-        lines.append(f'{run:<22}' + ''.join(f'{metrics.get(key, float("nan")):>13.2f}'
-                                            for _, key in columns))
+        lines.append(f'{run:<22}' + ''.join(
+            f'{metrics.get(key, float("nan")) * scale:>{width}.{digits}f}' for _, key in columns))
     return '\n'.join(lines)
+
+
+def seg_table(rows: Dict[str, dict]) -> str:
+    return column_table(rows, (('mIoU', 'mIoU'), ('mIoU(novel)', 'mIoU_novel'),
+                               ('mIoU(base)', 'mIoU_base'), ('mAcc', 'mAcc')))
+
+
+def action_table(rows: Dict[str, dict]) -> str:
+    columns = (('top-1', 'top1'), ('novel', 'novel_top1'), ('novel only', 'novel_only_top1'),
+               ('base', 'base_top1'), ('mean(novel)', 'novel_mean1'),
+               ('mean(base)', 'base_mean1'))
+    return column_table(rows, [(title, 'acc/' + key) for title, key in columns], scale=100,
+                        digits=1, width=12)
 
 
 @dataclass(frozen=True)
@@ -171,6 +231,9 @@ class DemoTask:
     table: Callable[[Dict[str, dict]], str]
     iters: Optional[int] = None  # None: the config's schedule
     options: Tuple[str, ...] = ()  # more --cfg-options (the demo's schedule)
+    custom_vocab: str = CUSTOM_VOCAB  # the second picture run's --vocab
+    prepare: Optional[Callable[[str], object]] = None  # more set-up from the data root
+    pictures: Optional[Callable[[str], List[int]]] = None  # test indices to draw (data root)
 
 
 TASKS = {
@@ -183,18 +246,27 @@ TASKS = {
                     'absent from training images)', SEG_CONFIG, SEG_CONTROL_CONFIG,
                     seg_data_options, seg_table, iters=800,
                     options=('optim_wrapper.optimizer.lr=2e-3',)),
+    'action': DemoTask('Open-vocabulary action recognition (mmaction2 top-1 / mean class '
+                       'accuracy, in %; novel = no training clip, each clip among all 24 '
+                       'actions; novel only: among the 6 novel ones)', ACTION_CONFIG,
+                       ACTION_CONTROL_CONFIG, action_data_options, action_table,
+                       custom_vocab=ACTION_CUSTOM_VOCAB, prepare=prepare_action_tower,
+                       pictures=action_picture_clips),
 }
 
 
 def run_task(task: DemoTask, name: str, args) -> dict:
     start = time.time()
     work_dir = osp.join(args.work_dir, name)
+    if task.prepare is not None:
+        task.prepare(args.data_root)
     options = task.data_options(args.data_root) + list(task.options)
     iters = args.max_iters or task.iters
     runs = {'text classifier': train_and_test(task.config, osp.join(work_dir, 'text'),
                                               options, iters)}
+    clips = task.pictures(args.data_root) if task.pictures else None
     pictures = draw_pictures(task.config, runs['text classifier'],
-                             osp.join(work_dir, 'text'), args.pictures)
+                             osp.join(work_dir, 'text'), args.pictures, task.custom_vocab, clips)
     if args.control:
         runs['random embeddings'] = train_and_test(task.control, osp.join(work_dir, 'control'),
                                                    options, iters)
@@ -211,7 +283,8 @@ def main(argv=None) -> int:
     for name, result in results.items():
         print(f'\n[{name}] {TASKS[name].title}:')
         print(TASKS[name].table(result['metrics']))
-        print(f'pictures: {", ".join(result["pictures"])} (custom vocabulary: {CUSTOM_VOCAB})')
+        print(f'pictures: {", ".join(result["pictures"])} (custom vocabulary: '
+              f'{TASKS[name].custom_vocab})')
         print(f'[{name}] wall time: {result["seconds"]:.0f} s')
     print(f'\ndemo wall time: {time.time() - start:.0f} s')
     with open(osp.join(args.work_dir, 'demo_metrics.json'), 'w', encoding='utf-8') as f:

@@ -8,7 +8,8 @@ tasks are written under one root, in the on-disk formats the OpenMMLab loaders e
     lvis/{train,val}2017/<12-digit id>.jpg       images, named by ``coco_url`` like real LVIS
     ade/images/{training,validation}/*.jpg       ADE20K-style semantic segmentation,
     ade/annotations/{training,validation}/*.png  uint8 maps: 0 = background, k = class k-1
-    videos/{train,val}/*.mp4                     16-frame clips of one shape doing an action
+    videos/{train,val}/*.mp4                     8-frame 32x32 clips of one shape doing an action
+                                                 (colour x motion, e.g. ``red_moving_left``)
     videos/{train,val}_list.txt                  mmaction2 VideoDataset lists ("path label")
     vocab_{det,seg,action}.json                  ovdense vocabulary files, in label order
     manifest.json                                version, seed, sizes, class lists
@@ -18,7 +19,8 @@ Two profiles share the generator. ``'open-vocabulary'`` (the default): novel cla
 occurs among base classes. ``'long-tailed'`` (BALLAD's setting, LVIS in the fine-tuned sense):
 every class is seen in training, a few often and most only in a handful of images, so LVIS's
 'r' (1-10 training images), 'c' (11-100) and 'f' (more) are all populated; validation is
-balanced over classes. Everything is derived from the seed
+balanced over classes. In both, the novel actions occur only in the validation clips.
+Everything is derived from the seed
 through per-item numpy Generators, so output bytes are identical on re-run.
 
 Only numpy, Pillow and OpenCV are used.
@@ -36,11 +38,12 @@ from PIL import Image
 
 __all__ = [
     'ACTION_CLASSES', 'BASE_CLASSES', 'COLOURS', 'DEFAULT_SIZES', 'DET_CLASSES',
-    'GENERATOR_VERSION', 'NOVEL_CLASSES', 'PROFILES', 'SEG_CLASSES', 'SHAPES', 'make_demo_data',
+    'GENERATOR_VERSION', 'MOTIONS', 'NOVEL_ACTIONS', 'NOVEL_CLASSES', 'PROFILES', 'SEG_CLASSES',
+    'SHAPES', 'make_demo_data',
 ]
 
 # Bump whenever the output for a given (seed, sizes) changes, so stale copies are rebuilt.
-GENERATOR_VERSION = 2  # 2: manifest records the profile
+GENERATOR_VERSION = 3  # 2: manifest records the profile; 3: colour x motion actions
 # The generator's name in manifests (its module's name before it moved to ovdense.demo):
 # copies made earlier are still recognised, reused and never refused as foreign data.
 GENERATOR_NAME = 'ovdense.datasets.demo_data'
@@ -82,32 +85,36 @@ NOVEL_CLASSES = tuple(_class_name(c, SHAPES[i % len(SHAPES)]) for i, c in enumer
 BASE_CLASSES = tuple(name for name in DET_CLASSES if name not in NOVEL_CLASSES)
 SEG_CLASSES = DET_CLASSES
 
-ACTION_CLASSES = ('moving_left', 'moving_right', 'moving_up', 'moving_down',
-                  'spinning', 'growing', 'shrinking')
-ACTION_INFO = {  # name -> (synonyms, description)
-    'moving_left': (('moving left', 'sliding left', 'moving to the left'),
-                    'a shape sliding steadily towards the left edge of the frame'),
-    'moving_right': (('moving right', 'sliding right', 'moving to the right'),
-                     'a shape sliding steadily towards the right edge of the frame'),
-    'moving_up': (('moving up', 'sliding up', 'rising'),
-                  'a shape sliding steadily towards the top of the frame'),
-    'moving_down': (('moving down', 'sliding down', 'falling'),
-                    'a shape sliding steadily towards the bottom of the frame'),
-    'spinning': (('spinning', 'rotating', 'turning around'),
-                 'a shape turning around its own centre without moving away'),
-    'growing': (('growing', 'expanding', 'getting bigger'),
-                'a shape staying in place while becoming larger'),
-    'shrinking': (('shrinking', 'contracting', 'getting smaller'),
-                  'a shape staying in place while becoming smaller'),
+# Actions are colour x motion, like the objects' colour x shape: a held-out action is named
+# with words that base actions taught (its colour from one, its motion from another).
+ACTION_COLOURS = ('red', 'green', 'blue', 'yellow')
+MOTIONS = {  # motion -> (synonyms, description), each with '{}' for the coloured shape
+    'moving_left': (('{} moving left', '{} sliding left'),
+                    'a {} sliding steadily towards the left edge of the frame'),
+    'moving_right': (('{} moving right', '{} sliding right'),
+                     'a {} sliding steadily towards the right edge of the frame'),
+    'moving_up': (('{} moving up', '{} rising'),
+                  'a {} sliding steadily towards the top of the frame'),
+    'moving_down': (('{} moving down', '{} falling'),
+                    'a {} sliding steadily towards the bottom of the frame'),
+    'growing': (('{} growing', '{} getting bigger'),
+                'a {} staying in place while becoming larger'),
+    'shrinking': (('{} shrinking', '{} getting smaller'),
+                  'a {} staying in place while becoming smaller'),
 }
+ACTION_CLASSES = tuple(f'{colour}_{motion}' for colour in ACTION_COLOURS for motion in MOTIONS)
+# A diagonal again: every motion is novel in one colour (so each motion is seen in three
+# colours and each colour with four or five motions).
+NOVEL_ACTIONS = tuple(f'{ACTION_COLOURS[i % len(ACTION_COLOURS)]}_{motion}'
+                      for i, motion in enumerate(MOTIONS))
 
 DEFAULT_SIZES = {
     'det_train': 600,             # images
     'det_val': 100,
     'seg_train': 300,
     'seg_val': 60,
-    'video_train_per_class': 10,  # clips per action class
-    'video_val_per_class': 4,
+    'video_train_per_class': 60,  # clips per base action class (novel: none)
+    'video_val_per_class': 15,    # clips per action class
 }
 
 IMAGE_SIZE = 160
@@ -117,9 +124,12 @@ MIN_VISIBLE_FRACTION = 0.6       # an occluded object keeps at least this much o
 MIN_FRAGMENT_AREA = 25           # pixels; no tiny visible slivers that a box cannot describe
 PLACEMENT_TRIES = 30
 JPEG_QUALITY = 92
-VIDEO_SIZE = 64
-VIDEO_FRAMES = 16
+VIDEO_SIZE = 32   # small clips: the recognizer learns motion within make demo's budget
+VIDEO_FRAMES = 8
 VIDEO_FPS = 8
+MOVING_RADIUS = (0.15, 0.2)      # of the frame: a sliding shape's radius
+TRAVEL = (0.4, 0.5)              # how far it slides over the clip
+SMALL_RADIUS, LARGE_RADIUS = (0.08, 0.12), (0.38, 0.45)  # growing / shrinking between
 VAL_ID_OFFSET = 1_000_000        # LVIS train and val ids are disjoint, as in the real data
 F_MIN_IMAGES = 100               # LVIS: 'f' > 100 training images, else 'c' ('r' = novel here)
 R_MAX_IMAGES = 10                # LVIS: 'r' 1-10 training images (the long-tailed profile)
@@ -674,40 +684,36 @@ def _write_ade(out: str, seed: int, sizes: Dict[str, int], sampling: _ClassSampl
 
 # ----------------------------------------------------------------------------- videos (actions)
 
-def _clip_trajectory(rng: np.random.Generator, action: str):
-    """Per-frame (centre x, centre y, radius, angle) arrays for one action."""
+def _clip_trajectory(rng: np.random.Generator, motion: str):
+    """Per-frame (centre x, centre y, radius, angle) arrays for one motion (lengths in
+    fractions of the frame, so the clip size can change without changing the motion)."""
     t = np.linspace(0.0, 1.0, VIDEO_FRAMES)
     size = VIDEO_SIZE
     angle = np.full_like(t, rng.uniform(0, 2 * np.pi))
-    if action.startswith('moving_'):
-        radius = np.full_like(t, rng.uniform(7, 11))
-        travel = rng.uniform(24, 36)
+    if motion.startswith('moving_'):
+        radius = np.full_like(t, rng.uniform(*MOVING_RADIUS) * size)
+        travel = rng.uniform(*TRAVEL) * size
         along = rng.uniform(radius[0] + travel / 2, size - 1 - radius[0] - travel / 2)
-        across = np.full_like(t, rng.uniform(radius[0] + 2, size - 3 - radius[0]))
-        sign = -1.0 if action in ('moving_left', 'moving_up') else 1.0
+        across = np.full_like(t, rng.uniform(radius[0] + 1, size - 2 - radius[0]))
+        sign = -1.0 if motion in ('moving_left', 'moving_up') else 1.0
         moving = along + sign * travel * (t - 0.5)
-        x, y = (moving, across) if action in ('moving_left', 'moving_right') else (across, moving)
+        x, y = (moving, across) if motion in ('moving_left', 'moving_right') else (across, moving)
         return x, y, radius, angle
     centre = rng.uniform(size * 0.4, size * 0.6, 2)
     x, y = np.full_like(t, centre[0]), np.full_like(t, centre[1])
-    if action == 'spinning':
-        turn = rng.choice([-1, 1]) * np.deg2rad(rng.uniform(100, 200))
-        return x, y, np.full_like(t, rng.uniform(12, 19)), angle + turn * t
-    small, large = rng.uniform(5, 8), rng.uniform(18, 23)
-    radius = small + (large - small) * (t if action == 'growing' else 1 - t)
+    small, large = rng.uniform(*SMALL_RADIUS) * size, rng.uniform(*LARGE_RADIUS) * size
+    radius = small + (large - small) * (t if motion == 'growing' else 1 - t)
     return x, y, radius, angle
 
 
 def _render_clip(rng: np.random.Generator, action: str) -> List[np.ndarray]:
-    """Frames (uint8 RGB) of one coloured shape performing ``action``."""
-    # A circle looks the same at every rotation, so it cannot show spinning.
-    shapes = [s for s in SHAPES if not (action == 'spinning' and s == 'circle')]
-    shape = shapes[int(rng.integers(len(shapes)))]
-    colour = list(COLOURS)[int(rng.integers(len(COLOURS)))]
-    background = _background(rng, VIDEO_SIZE, clutter=2)
+    """Frames (uint8 RGB) of one shape of the action's colour doing the action's motion."""
+    colour, motion = action.split('_', 1)
+    shape = SHAPES[int(rng.integers(len(SHAPES)))]
+    background = _background(rng, VIDEO_SIZE, clutter=0)
     paint_seed = int(rng.integers(2**31))
     frames = []
-    for x, y, radius, angle in zip(*_clip_trajectory(rng, action)):
+    for x, y, radius, angle in zip(*_clip_trajectory(rng, motion)):
         frame = background + rng.standard_normal(background.shape, dtype=np.float32) * 2
         mask = _shape_mask(shape, (x, y), radius, angle, VIDEO_SIZE)
         # Same colour jitter in every frame: one object, not a flickering one.
@@ -739,9 +745,12 @@ def _count_frames(path: str) -> int:
 
 def _write_videos(out: str, seed: int, sizes: Dict[str, int]) -> None:
     for split in ('train', 'val'):
+        # training never shows a novel action; validation shows every action
+        labels = [label for label, name in enumerate(ACTION_CLASSES)
+                  if split == 'val' or name not in NOVEL_ACTIONS]
         lines = []
-        for index in range(sizes[f'video_{split}_per_class'] * len(ACTION_CLASSES)):
-            label = index % len(ACTION_CLASSES)
+        for index in range(sizes[f'video_{split}_per_class'] * len(labels)):
+            label = labels[index % len(labels)]
             relative = f'{split}/clip_{index:05d}.mp4'
             path = os.path.join(out, 'videos', relative)
             _write_clip(path, _render_clip(_rng(seed, _TASK_VIDEO, _SPLITS[split], index),
@@ -763,8 +772,15 @@ def _object_vocab_classes(stats: dict) -> List[dict]:
 
 
 def _action_vocab_classes() -> List[dict]:
-    return [{'name': name, 'synonyms': list(ACTION_INFO[name][0]),
-             'description': ACTION_INFO[name][1]} for name in ACTION_CLASSES]
+    classes = []
+    for colour in ACTION_COLOURS:
+        for motion, (synonyms, description) in MOTIONS.items():
+            name = f'{colour}_{motion}'
+            thing = f'{colour} shape'
+            classes.append({'name': name, 'synonyms': [s.format(thing) for s in synonyms],
+                            'description': description.format(thing),
+                            'split': 'novel' if name in NOVEL_ACTIONS else 'base'})
+    return classes
 
 
 def _vocabulary(name: str, classes: List[dict], label_convention: str) -> dict:
@@ -797,7 +813,8 @@ def _manifest(seed: int, sizes: Dict[str, int], sampling: _ClassSampling, det_st
                 'reduce_zero_label': True, 'img_suffix': '.jpg', 'seg_map_suffix': '.png',
                 'frequency': {c['name']: c['frequency'] for c in seg_stats['classes']},
                 'root': 'ade', 'vocab': 'vocab_seg.json'},
-        'action': {'classes': list(ACTION_CLASSES), 'root': 'videos',
+        'action': {'classes': list(ACTION_CLASSES), 'novel_classes': list(NOVEL_ACTIONS),
+                   'root': 'videos',
                    'train_list': 'videos/train_list.txt', 'val_list': 'videos/val_list.txt',
                    'vocab': 'vocab_action.json'},
     }

@@ -12,7 +12,7 @@ DET_DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
 SEG_DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
                            'upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py')
 ACTION_DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
-                              'video-swin-nano_icar_8x2x1_1k_ovdense-demo-action.py')
+                              'video-swin-nano_icar_8x1x1_1k_ovdense-demo-action.py')
 
 
 def build_model(scope: str, cfg, init_weights: bool = False):

@@ -13,9 +13,9 @@ import pycocotools.mask as mask_utils
 import pytest
 
 from ovdense.demo import data as demo_data
-from ovdense.demo.data import (ACTION_CLASSES, BASE_CLASSES, COLOURS,
-                                        DET_CLASSES, IMAGE_SIZE, NOVEL_CLASSES, SEG_CLASSES,
-                                        SHAPES, VIDEO_FRAMES, VIDEO_SIZE, make_demo_data)
+from ovdense.demo.data import (ACTION_CLASSES, BASE_CLASSES, COLOURS, DET_CLASSES,
+                               IMAGE_SIZE, MOTIONS, NOVEL_ACTIONS, NOVEL_CLASSES, SEG_CLASSES,
+                               SHAPES, VIDEO_FRAMES, VIDEO_SIZE, make_demo_data)
 from ovdense.testing.optional import require_mmaction
 
 # det_val >= len(NOVEL_CLASSES): the round-robin first object puts every novel class in val.
@@ -232,12 +232,30 @@ def _read_frames(path):
     return frames
 
 
+def _video_list(demo, split):
+    with open(demo[f'video_{split}_list'], encoding='utf-8') as f:
+        return [line.split() for line in f.read().splitlines()]
+
+
+def test_novel_actions_have_no_training_clip_and_every_action_a_test_clip(demo):
+    novel = {ACTION_CLASSES.index(name) for name in NOVEL_ACTIONS}
+    base = set(range(len(ACTION_CLASSES))) - novel
+    train = [int(label) for _, label in _video_list(demo, 'train')]
+    assert set(train) == base and len(train) == TINY['video_train_per_class'] * len(base)
+    assert {int(label) for _, label in _video_list(demo, 'val')} == base | novel
+    # one novel action per motion and each motion seen in the other colours; the
+    # vocabulary marks the split that the configs select with novel_classes='novel'
+    motions = [name.split('_', 1)[1] for name in NOVEL_ACTIONS]
+    assert sorted(motions) == sorted(MOTIONS)
+    vocab = _load_json(demo['vocab_action'])['classes']
+    assert {c['name'] for c in vocab if c['split'] == 'novel'} == set(NOVEL_ACTIONS)
+
+
 def test_video_lists_and_clips_read_back(demo):
     for split in ('train', 'val'):
-        with open(demo[f'video_{split}_list'], encoding='utf-8') as f:
-            lines = [line.split() for line in f.read().splitlines()]
-        assert len(lines) == TINY[f'video_{split}_per_class'] * len(ACTION_CLASSES)
-        assert sorted({int(label) for _, label in lines}) == list(range(len(ACTION_CLASSES)))
+        lines = _video_list(demo, split)
+        labels = {int(label) for _, label in lines}
+        assert len(lines) == TINY[f'video_{split}_per_class'] * len(labels)
         for relative, _ in lines:
             assert relative.startswith(f'{split}/') and relative.endswith('.mp4')
             frames = _read_frames(os.path.join(demo['video_root'], relative))
@@ -252,7 +270,8 @@ def test_mmaction_video_dataset_loads(demo):
     from mmaction.datasets import VideoDataset
     dataset = VideoDataset(ann_file=demo['video_train_list'],
                            data_prefix=dict(video=demo['video_root']), pipeline=[])
-    assert len(dataset) == TINY['video_train_per_class'] * len(ACTION_CLASSES)
+    base = len(ACTION_CLASSES) - len(NOVEL_ACTIONS)
+    assert len(dataset) == TINY['video_train_per_class'] * base
     assert os.path.isfile(dataset[0]['filename'])
 
 

@@ -23,6 +23,12 @@ KEYS = [f'lvis/{kind}_AP{suffix}' for kind in ('bbox', 'segm') for suffix in (''
 @pytest.mark.slow
 def test_short_demo_runs_end_to_end(tmp_path, capsys):
     work_dir = tmp_path / 'work'
+    # the data run_demo would make, with a 2-step action text pretraining (run_demo's own
+    # is 600 steps, ~20 s): the same sizes, so run_demo reuses both
+    from ovdense.demo.data import make_demo_data
+    from ovdense.demo.text_tower import prepare_action_text_tower
+    make_demo_data(str(tmp_path / 'data'), seed=0, sizes=SIZES)
+    prepare_action_text_tower(str(tmp_path / 'data'), steps=2)
     result = subprocess.run(
         [sys.executable, 'tools/run_demo.py', '--data-root', str(tmp_path / 'data'),
          '--work-dir', str(work_dir), '--max-iters', '3', '--sizes', json.dumps(SIZES),
@@ -34,9 +40,14 @@ def test_short_demo_runs_end_to_end(tmp_path, capsys):
         assert key in metrics['det']['text classifier'], key
     for key in ('mIoU', 'mIoU_novel', 'mIoU_base', 'mAcc'):
         assert key in metrics['seg']['text classifier'], key
+    for key in ('top1', 'novel_top1', 'novel_only_top1', 'base_top1', 'novel_mean1',
+                'base_mean1'):
+        assert 'acc/' + key in metrics['action']['text classifier'], key
     assert 'APr(novel)' in result.stdout and 'mIoU(novel)' in result.stdout
-    assert '[det] wall time' in result.stdout and '[seg] wall time' in result.stdout
-    for task in ('det', 'seg'):
+    assert 'novel only' in result.stdout
+    for task in ('det', 'seg', 'action'):
+        assert f'[{task}] wall time' in result.stdout
+    for task in ('det', 'seg', 'action'):
         for name in ('dataset_vocabulary', 'custom_vocabulary'):
             folder = work_dir / task / 'text' / 'pictures' / name
             pictures = [f for _, _, files in os.walk(folder)

@@ -15,12 +15,13 @@ from ovdense.testing.optional import require_mmaction
 require_mmaction(module_level=True)  # absent: skipped; installed but broken: fails
 
 from ovdense.datasets import UnreadableVideoError  # noqa: E402
+from ovdense.demo.data import ACTION_CLASSES, NOVEL_ACTIONS  # noqa: E402
 from ovdense.testing.data import write_list  # noqa: E402
 from ovdense.testing.runs import read_metrics  # noqa: E402
 from ovdense.utils.cli import ConfigError  # noqa: E402
 
 
-DEMO_CONFIG = osp.join('configs', 'demo', 'video-swin-nano_icar_8x2x1_1k_ovdense-demo-action.py')
+DEMO_CONFIG = osp.join('configs', 'demo', 'video-swin-nano_icar_8x1x1_1k_ovdense-demo-action.py')
 TEST_OPTIONS = ['test_dataloader.num_workers=0', 'test_dataloader.persistent_workers=False',
                 'test_dataloader.batch_size=4']
 
@@ -30,12 +31,12 @@ def action_run(tmp_path_factory):
     """Tiny demo videos (1 clip per action and split) under <tmp>/data/ovdense_demo (the
     config's relative data_root) and a 3-iteration tools/train.py run."""
     from ovdense.demo.data import make_demo_data
-    from ovdense.demo.text_tower import prepare_demo_text_tower
+    from ovdense.demo.text_tower import prepare_action_text_tower
     root = tmp_path_factory.mktemp('action_e2e')
     paths = make_demo_data(str(root / 'data' / 'ovdense_demo'), seed=0, sizes=dict(
         det_train=1, det_val=1, seg_train=1, seg_val=1, video_train_per_class=1,
         video_val_per_class=1))
-    prepare_demo_text_tower(paths['root'])
+    prepare_action_text_tower(paths['root'], steps=2)  # the config loads its file
     options = ['train_cfg.max_iters=3', 'param_scheduler.0.end=1', 'param_scheduler.1.begin=1',
                'param_scheduler.1.end=3', 'default_hooks.checkpoint.interval=3',
                'train_dataloader.batch_size=2', 'train_dataloader.num_workers=0',
@@ -72,10 +73,11 @@ def test_end_to_end_train_test_and_other_vocabulary(action_run):
     assert 0.0 <= metrics['acc/top1'] <= 1.0 and 'acc/mean1' in metrics
     with open(root / 'own.pkl', 'rb') as f:
         own = pickle.load(f)
-    assert len(own) == 7 and all(p['pred_score'].shape == (7,) for p in own)
+    n = len(ACTION_CLASSES)  # one test clip per action
+    assert len(own) == n and all(p['pred_score'].shape == (n,) for p in own)
 
     # another vocabulary: three of the actions, reordered; the test set keeps their clips
-    names = ['spinning', 'moving_left', 'growing']
+    names = ['blue_growing', 'red_moving_left', 'green_moving_up']
     assert _test(action_run, '--work-dir', 'test_other', '--vocab', ','.join(names),
                  '--out', str(root / 'other.pkl'), '--cfg-options', *TEST_OPTIONS,
                  f'test_dataloader.dataset.classes=[{",".join(names)}]') == 0
@@ -109,8 +111,9 @@ def test_end_to_end_vision_proxies_from_a_video_list(action_run, tmp_path):
         os.chdir(cwd)
     vocab = action_run['paths']['vocab_action']
     names = [c['name'] for c in json.load(open(vocab))['classes']]
-    _, meta = load_classifier_file(str(tmp_path / 'proxies.pt'), 7, names=names)
-    assert meta['measured']['inputs'] == 7 and meta['measured']['features'] == 7
+    _, meta = load_classifier_file(str(tmp_path / 'proxies.pt'), len(names), names=names)
+    trained = len(ACTION_CLASSES) - len(NOVEL_ACTIONS)  # one training clip per base action
+    assert meta['measured']['inputs'] == trained and meta['measured']['features'] == trained
     assert _test(action_run, '--work-dir', 'test_proxies', '--vocab', vocab,
                  '--vocab-embeddings', str(out), '--cfg-options', *TEST_OPTIONS) == 0
     assert 'acc/top1' in read_metrics(str(root / 'test_proxies'))
@@ -147,7 +150,8 @@ def test_show_dir_draws_clips_with_predicted_names(action_run):
                      '--cfg-options', *TEST_OPTIONS) == 0
         pictures = sorted(osp.join(d, f) for d, _, files in os.walk(show_dir)
                           for f in files if f.endswith('.png'))
-        assert [osp.basename(p) for p in pictures] == [f'clip_{i:05d}_0.png' for i in range(7)]
+        expected = [f'clip_{i:05d}_0.png' for i in range(len(ACTION_CLASSES))]
+        assert [osp.basename(p) for p in pictures] == expected
         image = cv2.imread(pictures[0])
         assert image.shape[0] >= 192 and image.shape[1] >= 4 * 192  # 4 enlarged frames
 

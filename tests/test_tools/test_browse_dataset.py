@@ -14,7 +14,7 @@ from ovdense.testing.configs import REPO, load_tool
 DEMO = osp.join(REPO, 'configs', 'demo')
 DET = osp.join(DEMO, 'mask-rcnn_icar-swin-nano_fpn_400i_ovdense-demo-lvis.py')
 SEG = osp.join(DEMO, 'upernet_icar-swin-nano_fcn-aux_2k_ovdense-demo-ade.py')
-ACTION = osp.join(DEMO, 'video-swin-nano_icar_8x2x1_1k_ovdense-demo-action.py')
+ACTION = osp.join(DEMO, 'video-swin-nano_icar_8x1x1_1k_ovdense-demo-action.py')
 SIZES = dict(det_train=3, det_val=2, seg_train=2, seg_val=2, video_train_per_class=1,
              video_val_per_class=1)
 
