@@ -28,6 +28,7 @@ def set_model_vocabulary(model: nn.Module, vocabulary,
                          'can only be swapped on heads built with the text classifier')
     old = classifiers[0].num_classes
     _check_class_agnostic(model, old)
+    _check_stuff_counts(model, len(vocab))
     if embeddings_file:  # once per embedding dim, before the first classifier switches
         for dim in sorted({classifier.embed_dim for classifier in classifiers}):
             load_classifier_file(embeddings_file, len(vocab), dim, vocab.names)
@@ -52,10 +53,28 @@ def _follow_panoptic_counts(model: nn.Module, num_classes: int) -> None:
     """mmdet's panoptic fusion heads (no classifier of their own) count the things and stuff
     of the head they post-process: the new class count, the same stuff count."""
     for module in model.modules():
-        if hasattr(module, 'num_things_classes') and hasattr(module, 'num_stuff_classes') \
-                and not any(isinstance(m, TextCosineClassifier) for m in module.modules()):
+        if _is_fusion_head(module):
             module.num_things_classes = num_classes - module.num_stuff_classes
             module.num_classes = num_classes
+
+
+def _is_fusion_head(module: nn.Module) -> bool:
+    """A module that counts things and stuff but has no classifier (mmdet's panoptic
+    fusion heads); the heads with one update their own counts."""
+    return hasattr(module, 'num_things_classes') and hasattr(module, 'num_stuff_classes') \
+        and not any(isinstance(m, TextCosineClassifier) for m in module.modules())
+
+
+def _check_stuff_counts(model: nn.Module, num_classes: int) -> None:
+    """Panoptic heads keep their stuff count through a swap (the vocabulary's last
+    ``num_stuff_classes`` names are stuff): a vocabulary must have at least that many."""
+    for name, module in model.named_modules():
+        if _is_fusion_head(module) or getattr(module, '_has_stuff_split', lambda: False)():
+            if num_classes < module.num_stuff_classes:
+                stuff = module.num_stuff_classes
+                raise ValueError(f'{name} ({type(module).__name__}) keeps its {stuff} stuff '
+                                 f'classes as the vocabulary\'s last {stuff} names; a '
+                                 f'vocabulary of {num_classes} classes has fewer')
 
 
 def _check_class_agnostic(model: nn.Module, num_classes: int) -> None:

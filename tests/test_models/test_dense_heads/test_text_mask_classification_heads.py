@@ -206,6 +206,11 @@ def test_mmdet_mask2former_panoptic_things_and_stuff_follow_the_vocabulary(tmp_p
                            with_mask=True), False), mode='predict')[0]
     ids = result.pred_panoptic_seg.sem_seg.unique()
     assert bool((((ids % 1000) < 8) | (ids == 8)).all())
+    # fewer names than the stuff count: refused in one line before anything changes
+    with pytest.raises(ValueError, match='keeps its 2 stuff classes .* of 1 classes has fewer'):
+        set_model_vocabulary(model, 'sky,')
+    assert (head.num_things_classes, head.num_classes, fusion.num_things_classes) == (6, 8, 6)
+    assert model.panoptic_head.cls_embed.classifier.num_classes == 8
 
 
 def test_bad_settings_are_refused_in_one_line(tmp_path):
