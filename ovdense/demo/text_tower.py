@@ -95,11 +95,10 @@ def pretrain_bag_of_words(tower_dir: str, vocabulary: str, out: str,
     from ..utils.io import atomic_write
 
     style = PromptStyle.build(**(prompts or ACTION_PROMPTS))
-    entries = list(load_vocabulary(vocabulary))
-    pairs = [(t.format(subject), subject) for e in entries for subject in style.subjects(e)
-             for t in style.templates]
-    texts = [text for text, _ in pairs]
-    subjects = [subject for _, subject in pairs]
+    texts, subjects = [], []
+    for entry in load_vocabulary(vocabulary):
+        texts += style.class_prompts(entry)  # subject-major: each subject x every template
+        subjects += [s for s in style.subjects(entry) for _ in style.templates]
     words = _content_words(subjects, max_share)
     columns = {w: i for i, w in enumerate(sorted({w for ws in words for w in ws}))}
     if not columns:
